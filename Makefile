@@ -1,0 +1,49 @@
+# signals — two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "signals needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cdnow]"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install signals with its test tools
+
+demo: $(STAMP) ## simulate a CRM, ingest its messy exports, build features, train and report
+	$(BIN)/signals demo --config configs/demo.yaml
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-fast: $(STAMP) ## the suite without the slow end-to-end tests
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP) ## run the benchmarks (JSON on stdout)
+	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_features.py
+
+lock: ## refresh constraints.txt from a clean install of the current dependency ranges
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/python -m pip install --quiet --upgrade pip
+	.lockvenv/bin/python -m pip install --quiet -e ".[dev,cdnow]"
+	.lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^signals' > constraints.txt
+	rm -rf .lockvenv
+
+clean: ## remove generated data, models and runs (keeps .venv)
+	rm -rf data reports mlruns mlartifacts mlflow.db crm.db models/*.pkl models/*/

@@ -1,0 +1,437 @@
+"""Typed, validated settings for every stage, loaded from YAML.
+
+Every section is a frozen pydantic model with ``extra="forbid"``: an unknown key, a wrong type or
+a bad value is a :class:`ConfigError` that names the file and the key path (``features.windows_days``).
+The defaults below are the documented defaults of ``configs/default.yaml`` (a test keeps the two equal).
+
+Secrets never live in these files: database URLs can be given through environment variables
+(``sink.url_env``, ``ingest.sources[].url_env``).
+
+>>> s = load_settings(overrides=["features.windows_days=[7, 30]"])
+>>> s.features.windows_days
+(7, 30)
+>>> s.catalog["seminar"].prior_points
+10.0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "CutoffSettings",
+    "FeatureSettings",
+    "IngestSettings",
+    "LabelSettings",
+    "LightGBMSettings",
+    "ModelSettings",
+    "MlflowSettings",
+    "PathSettings",
+    "Settings",
+    "SimulateSettings",
+    "SinkSettings",
+    "SourceSettings",
+    "Touchpoint",
+    "load_settings",
+]
+
+TouchpointRole = Literal["engagement", "purchase", "renewal", "cancellation"]
+RESERVED_TOUCHPOINT_NAMES = frozenset({"all", "customer", "company", "prior", "learned"})
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message says where and what to fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name like 'Asia/Tokyo' or 'UTC')") from exc
+    return name
+
+
+def _positive_unique(values: tuple[float, ...], what: str) -> tuple:
+    if not values:
+        raise ValueError(f"{what} must not be empty")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{what} must all be > 0, got {list(values)}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} must not repeat a value, got {list(values)}")
+    return tuple(sorted(values))
+
+
+class Touchpoint(_Frozen):
+    """One canonical touchpoint type of the catalog.
+
+    ``prior_points`` is the hand-set 配点 (the article's example: seminar 10, web document request 5,
+    sales visit 13, purchase 20). ``role`` tells labels which types are purchases, renewals or
+    cancellations; everything else is ``engagement``.
+    """
+
+    channel: str = Field(min_length=1)
+    initiated_by: Literal["customer", "company"]
+    prior_points: float
+    role: TouchpointRole = "engagement"
+    description: str = ""
+
+
+def _default_catalog() -> dict[str, Touchpoint]:
+    t = Touchpoint
+    return {
+        "seminar": t(channel="event", initiated_by="customer", prior_points=10,
+                     description="attended an on-site seminar"),
+        "webinar": t(channel="online_event", initiated_by="customer", prior_points=8,
+                     description="attended a webinar"),
+        "doc_request": t(channel="web", initiated_by="customer", prior_points=5,
+                         description="requested documents on the web site (資料請求)"),
+        "web_visit": t(channel="web", initiated_by="customer", prior_points=1,
+                       description="visited a product or pricing page"),
+        "email_open": t(channel="email", initiated_by="customer", prior_points=1,
+                        description="opened a marketing e-mail"),
+        "email_click": t(channel="email", initiated_by="customer", prior_points=2,
+                         description="clicked a link in a marketing e-mail"),
+        "newsletter": t(channel="email", initiated_by="company", prior_points=1,
+                        description="was sent the newsletter"),
+        "inquiry": t(channel="support", initiated_by="customer", prior_points=6,
+                     description="opened a support inquiry"),
+        "call": t(channel="phone", initiated_by="company", prior_points=3,
+                  description="received a sales call"),
+        "sales_visit": t(channel="field_sales", initiated_by="company", prior_points=13,
+                         description="was visited by sales"),
+        "purchase": t(channel="commerce", initiated_by="customer", prior_points=20, role="purchase",
+                      description="purchased (new contract, upsell or order)"),
+        "renewal": t(channel="contract", initiated_by="customer", prior_points=15, role="renewal",
+                     description="renewed the contract"),
+        "cancellation": t(channel="contract", initiated_by="customer", prior_points=-20,
+                          role="cancellation", description="cancelled or did not renew"),
+    }
+
+
+class FeatureSettings(_Frozen):
+    """Windows and half-lives of the feature builders (all in days; a day is exactly 24 h)."""
+
+    windows_days: tuple[int, ...] = (7, 30, 90, 365)
+    half_lives_days: tuple[float, ...] = (7, 30, 90)
+    trend_lags_days: tuple[int, ...] = (14, 30)
+    trend_half_life_days: float = 30
+    surge_recent_days: int = Field(default=30, gt=0)
+    surge_baseline_days: int = Field(default=365, gt=0)
+    falling_window_days: int = Field(default=90, gt=0)
+
+    @field_validator("windows_days", "trend_lags_days")
+    @classmethod
+    def _windows(cls, v: tuple[int, ...], info) -> tuple[int, ...]:
+        return _positive_unique(v, info.field_name)
+
+    @field_validator("half_lives_days")
+    @classmethod
+    def _half_lives(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _positive_unique(v, "half_lives_days")
+
+    @field_validator("trend_half_life_days")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("trend_half_life_days must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _surge_order(self) -> FeatureSettings:
+        if self.surge_recent_days >= self.surge_baseline_days:
+            raise ValueError("surge_recent_days must be shorter than surge_baseline_days")
+        return self
+
+
+class CutoffSettings(_Frozen):
+    """The snapshot grid: when features are taken and labels start."""
+
+    frequency: Literal["monthly", "weekly"] = "monthly"
+    n_training: int = Field(default=12, gt=0, description="training cutoffs, the most recent that leave a full label horizon")
+    end: dt.date | None = Field(default=None, description="last training cutoff; null = latest that fits the data")
+    min_history_days: int = Field(default=0, ge=0)
+
+
+class ChurnLabelSettings(_Frozen):
+    mode: Literal["contractual", "non_contractual"] = "contractual"
+    horizon_days: int = Field(default=90, gt=0)
+    lookback_days: int = Field(default=365, gt=0, description="non-contractual: active = activity in [cutoff - lookback, cutoff)")
+    activity_roles: tuple[TouchpointRole, ...] = ("purchase", "renewal")
+
+
+class PurchaseLabelSettings(_Frozen):
+    horizon_days: int = Field(default=60, gt=0)
+    quiet_days: int = Field(default=90, ge=0, description="eligible only with no purchase in [cutoff - quiet, cutoff)")
+
+
+class LabelSettings(_Frozen):
+    churn: ChurnLabelSettings = ChurnLabelSettings()
+    purchase: PurchaseLabelSettings = PurchaseLabelSettings()
+
+
+class LightGBMSettings(_Frozen):
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2)
+    min_child_samples: int = Field(default=100, ge=1)
+    feature_fraction: float = Field(default=0.8, gt=0, le=1)
+    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
+    bagging_freq: int = Field(default=1, ge=0)
+    lambda_l2: float = Field(default=1.0, ge=0)
+    n_estimators: int = Field(default=2000, ge=1)
+    early_stopping_rounds: int = Field(default=100, ge=1)
+    num_threads: int = Field(default=0, ge=0, description="0 = all cores")
+
+
+class ModelSettings(_Frozen):
+    validation_cutoffs: int = Field(default=2, ge=1)
+    test_cutoffs: int = Field(default=2, ge=1)
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    lightgbm: LightGBMSettings = LightGBMSettings()
+    half_life_grid_days: tuple[float, ...] = (7, 14, 21, 30, 45, 60, 90)
+    points_reference_rows: int = Field(default=3000, ge=10)
+    bootstrap_rounds: int = Field(default=200, ge=10)
+    seed: int = 42
+
+    @field_validator("half_life_grid_days")
+    @classmethod
+    def _grid(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _positive_unique(v, "half_life_grid_days")
+
+
+class MlflowSettings(_Frozen):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "signals"
+    registered_model_prefix: str = "signals"
+
+
+class SinkSettings(_Frozen):
+    kind: Literal["sqlite", "postgresql", "files"] = "sqlite"
+    url: str = "sqlite:///crm.db"
+    url_env: str | None = Field(default="SIGNALS_CRM_URL", description="if this variable is set, it replaces url")
+    table: str = "customer_signals"
+
+
+class SimulateSettings(_Frozen):
+    n_customers: int = Field(default=20_000, gt=0)
+    start: dt.date = dt.date(2023, 1, 1)
+    end: dt.date = dt.date(2026, 1, 1)
+    shift_date: dt.date | None = dt.date(2025, 1, 1)
+    true_half_life_days: float = Field(default=30, gt=0)
+    activity_scale: float = Field(default=1.0, gt=0, description="multiplies every touch rate")
+    seed: int = 7
+
+    @model_validator(mode="after")
+    def _dates(self) -> SimulateSettings:
+        if self.end <= self.start:
+            raise ValueError("simulate.end must be after simulate.start")
+        if self.shift_date is not None and not (self.start < self.shift_date < self.end):
+            raise ValueError("simulate.shift_date must lie strictly between start and end (or be null)")
+        return self
+
+
+class SourceSettings(_Frozen):
+    """One raw system feeding the event table, with its column and activity-name mappings."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["csv", "parquet", "sql"]
+    path: Path | None = None
+    url: str | None = None
+    url_env: str | None = None
+    query: str | None = None
+    columns: dict[str, str] = Field(description="canonical column -> raw column; needs customer_id, ts, touchpoint")
+    touchpoints: dict[str, str] = Field(default_factory=dict, description="raw activity name -> canonical touchpoint")
+    timezone: str = Field(default="UTC", description="time zone of naive timestamps")
+    ts_format: str | None = Field(default=None, description="strftime format; null = ISO 8601")
+    encoding: str = "utf-8"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _check_timezone(v)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        allowed = {"customer_id", "ts", "touchpoint", "value"}
+        unknown = sorted(set(v) - allowed)
+        if unknown:
+            raise ValueError(f"unknown canonical column(s) {unknown}; allowed: {sorted(allowed)}")
+        missing = sorted({"customer_id", "ts", "touchpoint"} - set(v))
+        if missing:
+            raise ValueError(f"missing mapping for canonical column(s) {missing}")
+        return v
+
+    @model_validator(mode="after")
+    def _location(self) -> SourceSettings:
+        if self.kind in ("csv", "parquet") and self.path is None:
+            raise ValueError(f"source {self.name!r} of kind {self.kind} needs a path")
+        if self.kind == "sql" and (self.query is None or (self.url is None and self.url_env is None)):
+            raise ValueError(f"source {self.name!r} of kind sql needs a query and a url (or url_env)")
+        return self
+
+
+class IngestSettings(_Frozen):
+    as_of: dt.datetime | None = Field(default=None, description="events after this instant are rejected; null = now")
+    dedupe_tolerance_seconds: float = Field(default=0, ge=0)
+    sources: tuple[SourceSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> IngestSettings:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique, repeated: {dupes}")
+        return self
+
+
+class PathSettings(_Frozen):
+    data_dir: Path = Path("data")
+    raw_dir: Path = Path("data/raw")
+    events: Path = Path("data/events.parquet")
+    customers: Path = Path("data/customers.parquet")
+    truth: Path = Path("data/truth.json")
+    rejects: Path = Path("data/rejects.csv")
+    features: Path = Path("data/features.parquet")
+    reports_dir: Path = Path("reports")
+    models_dir: Path = Path("models")
+
+
+class Settings(_Frozen):
+    """All settings of a run. Build with :func:`load_settings`."""
+
+    timezone: str = "UTC"
+    catalog: dict[str, Touchpoint] = Field(default_factory=_default_catalog)
+    features: FeatureSettings = FeatureSettings()
+    cutoffs: CutoffSettings = CutoffSettings()
+    labels: LabelSettings = LabelSettings()
+    model: ModelSettings = ModelSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    sink: SinkSettings = SinkSettings()
+    simulate: SimulateSettings = SimulateSettings()
+    ingest: IngestSettings = IngestSettings()
+    paths: PathSettings = PathSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _check_timezone(v)
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog(cls, v: dict[str, Touchpoint]) -> dict[str, Touchpoint]:
+        if not v:
+            raise ValueError("the catalog needs at least one touchpoint type")
+        for name in v:
+            if not name.isidentifier() or name != name.lower() or "__" in name:
+                raise ValueError(
+                    f"touchpoint name {name!r} must be lower_snake_case without '__' (it becomes part of feature names)"
+                )
+            if name in RESERVED_TOUCHPOINT_NAMES:
+                raise ValueError(f"touchpoint name {name!r} is reserved")
+        return v
+
+    def touchpoints_with_role(self, *roles: str) -> list[str]:
+        """Catalog names whose role is one of ``roles``, in catalog order."""
+        return [name for name, tp in self.catalog.items() if tp.role in roles]
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {'.'.join(keys[: i + 1])} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.path=value (e.g. simulate.n_customers=1000)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return key, value
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid configuration ({exc.error_count()} problem(s))"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against configs/default.yaml)"
+        lines.append(f"  {origin}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return dict(data)
+
+
+def load_settings(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Settings:
+    """Load settings from an optional YAML file, then apply ``key.path=value`` overrides.
+
+    Keys missing from the file take the defaults (the values documented in
+    ``configs/default.yaml``); a section given in the file is merged key by key into the
+    defaults, except ``catalog`` and ``ingest.sources`` which replace them as a whole.
+    Overrides are applied after the file and are parsed as YAML values (``[7, 30]``, ``true``).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not YAML, or a key is unknown, mistyped or out of range; the
+        message names the file (or ``--set``) and the key path.
+    """
+    origin = str(path) if path is not None else "defaults"
+    data = read_yaml_mapping(Path(path)) if path is not None else {}
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from None
+    if not overrides:
+        return settings
+    merged = settings.model_dump(mode="python")
+    for text in overrides:
+        key, value = _parse_override(text)
+        _set_path(merged, key, value)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, f"{origin} + --set {' '.join(overrides)}")) from None
