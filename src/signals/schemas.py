@@ -103,14 +103,21 @@ def check_events(events: pd.DataFrame, touchpoints: Iterable[str] | None = None)
     tp = events[TOUCHPOINT].reset_index(drop=True)
     if touchpoints is not None:
         allowed = list(touchpoints)
-        unknown = sorted(set(tp.dropna().astype(str).unique()) - set(allowed))
+        if isinstance(tp.dtype, pd.CategoricalDtype):
+            present = tp.cat.categories[np.unique(tp.cat.codes[tp.cat.codes >= 0])].astype(str)
+        else:
+            present = pd.Index(tp.dropna().astype(str).unique())
+        unknown = sorted(set(present) - set(allowed))
         if unknown or tp.isna().any():
             raise ValueError(
                 f"events: touchpoint(s) not in the catalog: {unknown or ['<null>']}; catalog: {allowed}"
             )
-        out[TOUCHPOINT] = pd.Categorical(tp.astype(str), categories=allowed)
+        if isinstance(tp.dtype, pd.CategoricalDtype) and list(tp.cat.categories) == allowed:
+            out[TOUCHPOINT] = tp
+        else:
+            out[TOUCHPOINT] = pd.Categorical(tp.astype(str), categories=allowed)
     else:
-        out[TOUCHPOINT] = tp.astype(str).astype("category")
+        out[TOUCHPOINT] = tp if isinstance(tp.dtype, pd.CategoricalDtype) else tp.astype(str).astype("category")
     if VALUE in events.columns:
         value = pd.to_numeric(events[VALUE].reset_index(drop=True), errors="raise").astype("float64").fillna(0.0)
         bad = ~np.isfinite(value.to_numpy()) | (value.to_numpy() < 0)
@@ -120,7 +127,8 @@ def check_events(events: pd.DataFrame, touchpoints: Iterable[str] | None = None)
     else:
         out[VALUE] = 0.0
     if SOURCE in events.columns:
-        out[SOURCE] = events[SOURCE].reset_index(drop=True).astype(str).astype("category")
+        source = events[SOURCE].reset_index(drop=True)
+        out[SOURCE] = source if isinstance(source.dtype, pd.CategoricalDtype) else source.astype(str).astype("category")
     else:
         out[SOURCE] = pd.Categorical(["unknown"] * len(events))
     return out
@@ -142,7 +150,7 @@ def check_cutoffs(cutoffs: pd.DataFrame) -> pd.DataFrame:
     out[CUTOFF] = to_utc(out[CUTOFF], what="cutoffs.cutoff")
     if out[CUTOFF].isna().any():
         raise ValueError("cutoffs: some rows have no cutoff")
-    ns = out[CUTOFF].to_numpy().astype("datetime64[ns]").view("int64")
+    ns = out[CUTOFF].array.asi8
     if (ns % NS_PER_SECOND).any():
         raise ValueError("cutoffs must be whole seconds (floor them, e.g. cutoff.dt.floor('s'))")
     if out.duplicated([CUSTOMER_ID, CUTOFF]).any():

@@ -1,0 +1,142 @@
+"""Cutoff grids: the instants at which features are taken and labels start.
+
+A cutoff is an instant. Calendar cutoffs ("the 1st of each month", "every Monday") start at
+local midnight in the business time zone and are stored as UTC instants, so a DST change moves
+the UTC time of the cutoff, never its local meaning. A customer enters the grid at a cutoff
+only if it existed before it (first seen strictly before the cutoff).
+
+>>> cutoff_grid("2025-01-01", "2025-03-01", frequency="monthly", timezone="Asia/Tokyo")
+DatetimeIndex(['2024-12-31 15:00:00+00:00', '2025-01-31 15:00:00+00:00',
+               '2025-02-28 15:00:00+00:00'],
+              dtype='datetime64[ns, UTC]', freq=None)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from signals.schemas import CUSTOMER_ID, CUTOFF, TS, to_utc
+
+__all__ = ["as_of_instant", "cutoff_grid", "first_seen", "scoring_cutoffs", "training_cutoffs"]
+
+_FREQUENCIES = {"monthly": "MS", "weekly": "W-MON"}
+
+
+def as_of_instant(as_of: str | dt.date | dt.datetime | pd.Timestamp, timezone: str = "UTC") -> pd.Timestamp:
+    """The UTC instant of an as-of date or time.
+
+    A date (or a date string) means its first moment in ``timezone``; a naive time is local to
+    ``timezone``; an aware time is converted. The result is floored to whole seconds.
+    """
+    stamp = pd.Timestamp(as_of)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(timezone)
+    return stamp.tz_convert("UTC").floor("s").as_unit("ns")
+
+
+def _local(value, timezone: str) -> pd.Timestamp:
+    """A naive local timestamp: naive input is already local, aware input is converted."""
+    stamp = pd.Timestamp(value)
+    return stamp if stamp.tzinfo is None else stamp.tz_convert(timezone).tz_localize(None)
+
+
+def cutoff_grid(start, end, *, frequency: str = "monthly", timezone: str = "UTC") -> pd.DatetimeIndex:
+    """Calendar cutoffs between ``start`` and ``end`` (inclusive), as UTC instants.
+
+    ``monthly``: local midnight of the 1st of each month; ``weekly``: local midnight of each
+    Monday. Naive ``start``/``end`` are local times in ``timezone``.
+    """
+    if frequency not in _FREQUENCIES:
+        raise ValueError(f"frequency must be one of {sorted(_FREQUENCIES)}, got {frequency!r}")
+    start_local, end_local = _local(start, timezone), _local(end, timezone)
+    local = pd.date_range(start_local.normalize(), end_local, freq=_FREQUENCIES[frequency])
+    local = local[local >= start_local]
+    utc = local.tz_localize(timezone, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
+    return utc.as_unit("ns")
+
+
+def first_seen(events: pd.DataFrame, customers: pd.DataFrame | None = None) -> pd.Series:
+    """When each customer was first seen: the earlier of its first event and ``customers.first_seen``.
+
+    Returns a UTC Series indexed by customer id (str).
+    """
+    ids = events[CUSTOMER_ID].astype(str)
+    seen = pd.Series(events[TS].to_numpy(dtype="datetime64[ns]"), index=ids.to_numpy()).groupby(level=0).min()
+    seen = to_utc(seen, what="events.ts").set_axis(seen.index)
+    if customers is not None and "first_seen" in customers.columns:
+        table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen").to_numpy(),
+                          index=customers[CUSTOMER_ID].astype(str).to_numpy())
+        seen = pd.concat([seen, table]).groupby(level=0).min()
+        seen = to_utc(seen).set_axis(seen.index)
+    seen.index.name = CUSTOMER_ID
+    return seen
+
+
+def _rows(seen: pd.Series, instants: pd.DatetimeIndex, min_history_days: float) -> pd.DataFrame:
+    """Every (customer, cutoff) pair where the customer was seen before ``cutoff - min_history``."""
+    entry = seen.to_numpy(dtype="datetime64[ns]").view(np.int64) + int(min_history_days * 86_400) * 10**9
+    stamps = instants.asi8
+    exists = entry[:, None] < stamps[None, :]
+    cust_idx, cut_idx = np.nonzero(exists)
+    order = np.argsort(cut_idx * len(seen) + cust_idx, kind="stable")  # by cutoff, then customer
+    return pd.DataFrame({
+        CUSTOMER_ID: seen.index.to_numpy()[cust_idx[order]],
+        CUTOFF: instants[cut_idx[order]],
+    })
+
+
+def training_cutoffs(
+    events: pd.DataFrame,
+    *,
+    horizon_days: float,
+    n_cutoffs: int,
+    frequency: str = "monthly",
+    timezone: str = "UTC",
+    end: str | dt.date | None = None,
+    data_end: str | dt.datetime | pd.Timestamp | None = None,
+    customers: pd.DataFrame | None = None,
+    min_history_days: float = 0,
+) -> pd.DataFrame:
+    """The training grid: ``n_cutoffs`` calendar cutoffs whose label windows are fully observed.
+
+    ``events`` are canonical (``signals.schemas.check_events``).
+    A cutoff ``T`` qualifies when ``T + horizon <= data_end`` (default: the last event's time),
+    so no label is censored. The latest ``n_cutoffs`` qualifying grid points (not after ``end``,
+    if given) are used; each gets every customer first seen before it.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``(customer_id, cutoff)`` sorted by cutoff, then customer.
+    """
+    if len(events) == 0:
+        raise ValueError("no events: cannot build a training grid")
+    last = to_utc(pd.Series([data_end])).iloc[0] if data_end is not None else events[TS].max()
+    latest = last - pd.Timedelta(days=horizon_days)
+    if end is not None:
+        latest = min(latest, as_of_instant(end, timezone))
+    first = events[TS].min()
+    grid = cutoff_grid(first, latest.tz_convert(timezone), frequency=frequency, timezone=timezone)
+    grid = grid[(grid > first) & (grid <= latest)]
+    if len(grid) == 0:
+        raise ValueError(
+            f"no {frequency} cutoff fits between the first event ({first}) and {latest} "
+            f"(data end {last} minus a {horizon_days}-day label horizon): the history is too short"
+        )
+    grid = grid[-n_cutoffs:]
+    return _rows(first_seen(events, customers), grid, min_history_days)
+
+
+def scoring_cutoffs(
+    events: pd.DataFrame,
+    as_of,
+    *,
+    timezone: str = "UTC",
+    customers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One cutoff at ``as_of`` (see :func:`as_of_instant`) for every customer first seen before it."""
+    instant = as_of_instant(as_of, timezone)
+    return _rows(first_seen(events, customers), pd.DatetimeIndex([instant]), 0)

@@ -1,0 +1,113 @@
+"""The feature matrix: every family for every (customer_id, cutoff) row.
+
+>>> import pandas as pd
+>>> from signals.settings import load_settings
+>>> events = pd.DataFrame({
+...     "customer_id": ["a", "a", "a", "b"],
+...     "ts": pd.to_datetime(["2025-01-05", "2025-01-20", "2025-02-01", "2025-01-10"], utc=True),
+...     "touchpoint": ["webinar", "doc_request", "webinar", "seminar"],
+... })
+>>> cutoffs = pd.DataFrame({"customer_id": ["a", "b"], "cutoff": pd.to_datetime(["2025-02-01"] * 2, utc=True)})
+>>> spec = FeatureSpec.from_settings(load_settings())
+>>> X = build_features(events, cutoffs, spec)
+>>> X.loc[0, "freq__webinar__30d"]  # the webinar exactly at the cutoff is the future
+np.int32(1)
+>>> float(X.loc[0, "recency__all__days"])
+12.0
+>>> round(float(X.loc[0, "temp__webinar__hl30d"]), 4)  # 27 days old, half-life 30 days
+0.5359
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from signals.features._context import PointInTime
+from signals.features._window import EventIndex, index_events
+from signals.features.frequency import compute_frequency
+from signals.features.recency import compute_recency
+from signals.features.spec import FeatureSpec
+from signals.features.static import compute_static
+from signals.features.temperature import compute_temperature
+from signals.features.trend import compute_trend
+from signals.features.value import compute_value
+from signals.schemas import CUSTOMER_ID, CUTOFF, check_cutoffs, check_events
+
+__all__ = ["build_features", "feature_columns", "index_events"]
+
+FAMILIES: dict[str, Callable[[PointInTime, FeatureSpec], dict[str, np.ndarray]]] = {
+    "frequency": compute_frequency,
+    "recency": compute_recency,
+    "temperature": compute_temperature,
+    "trend": compute_trend,
+    "value": compute_value,
+}
+
+
+def build_features(
+    events: pd.DataFrame,
+    cutoffs: pd.DataFrame,
+    spec: FeatureSpec,
+    *,
+    customers: pd.DataFrame | None = None,
+    index: EventIndex | None = None,
+    validate: bool = True,
+) -> pd.DataFrame:
+    """Build the feature matrix: one row per cutoff row, in the same order.
+
+    Parameters
+    ----------
+    events : pd.DataFrame
+        Canonical events (``customer_id, ts, touchpoint[, value, source]``).
+    cutoffs : pd.DataFrame
+        ``(customer_id, cutoff)`` rows; extra columns (labels) are not carried over.
+    spec : FeatureSpec
+        Families, windows, half-lives and catalog (``FeatureSpec.from_settings(settings)``).
+    customers : pd.DataFrame, optional
+        Needed when ``spec.static_columns`` is not empty.
+    index : EventIndex, optional
+        ``index_events(events, spec.touchpoints)`` built beforehand, to reuse it across calls
+        (then ``events`` may be None).
+    validate : bool
+        Check the events and cutoffs contracts first (skip only for already-validated frames).
+
+    Returns
+    -------
+    pd.DataFrame
+        ``customer_id``, ``cutoff`` and the features named ``family__touchpoint__window``.
+        Row ``i`` uses only events of customer ``i`` with ``ts < cutoff_i``.
+    """
+    if validate:
+        if index is None:
+            events = check_events(events, spec.touchpoints)
+        cutoffs = check_cutoffs(cutoffs)
+    ctx = PointInTime(events, cutoffs, spec.touchpoints, index=index)
+    for days in window_offsets(spec):  # known up front: one prefix count per type serves them all
+        ctx.positions(days)
+    columns: dict[str, object] = {
+        CUSTOMER_ID: cutoffs[CUSTOMER_ID].array,
+        CUTOFF: cutoffs[CUTOFF].array,
+    }
+    for family in spec.families:
+        computed = (compute_static(ctx, spec, customers) if family == "static"
+                    else FAMILIES[family](ctx, spec))
+        for name, values in computed.items():
+            columns[name] = values
+    return pd.DataFrame(columns, copy=False)
+
+
+def window_offsets(spec: FeatureSpec) -> list[float]:
+    """Every ``days before the cutoff`` at which the spec's families cut a window."""
+    fs = spec.features
+    offsets = {0.0, *map(float, fs.windows_days), *map(float, fs.trend_lags_days),
+               float(fs.surge_recent_days), float(fs.surge_baseline_days),
+               float(fs.falling_window_days), 2.0 * fs.falling_window_days}
+    return sorted(offsets)
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """The feature columns of a matrix (everything named ``family__touchpoint__window``)."""
+    return [c for c in frame.columns if c.count("__") == 2]
