@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from signals.features._window import days_to_ns, events_before, index_events, index_rows
-from signals.schemas import TOUCHPOINT, check_cutoffs
+from signals.schemas import TOUCHPOINT, check_cutoffs, check_events
 from signals.settings import LabelSettings, Touchpoint
 
 __all__ = ["TASKS", "churn_within", "horizon_days", "label_cutoffs", "purchase_within"]
@@ -43,9 +43,7 @@ class _RoleEvents:
         subset = events[events[TOUCHPOINT].isin(self.types)]
         index = index_events(subset, self.types)
         self.index, rows = index_rows(index, cutoffs)
-        back = rows.sorted_position
-        self.cust = rows.cust[back]
-        self.cutoff = rows.cutoff[back]
+        self.cust, self.cutoff = rows.cust, rows.cutoff
 
     def count(self, start_days: float, end_days: float, types: list[str] | None = None) -> np.ndarray:
         """Events in ``[cutoff + start_days, cutoff + end_days)`` (negative days = the past)."""
@@ -90,7 +88,7 @@ def churn_within(
     activity_roles: tuple[str, ...] = ("purchase", "renewal"),
 ) -> pd.DataFrame:
     """Churn in ``[cutoff, cutoff + horizon)`` (reads the future); see the module docstring."""
-    cutoffs = check_cutoffs(cutoffs)
+    events, cutoffs = check_events(events, catalog), check_cutoffs(cutoffs)
     if mode == "contractual":
         roles = ("purchase", "renewal", "cancellation")
         _check_roles(catalog, ("cancellation",), "contractual churn")
@@ -119,7 +117,7 @@ def purchase_within(
     quiet_days: float = 90,
 ) -> pd.DataFrame:
     """A purchase in ``[cutoff, cutoff + horizon)`` (reads the future); see the module docstring."""
-    cutoffs = check_cutoffs(cutoffs)
+    events, cutoffs = check_events(events, catalog), check_cutoffs(cutoffs)
     _check_roles(catalog, ("purchase",), "purchase")
     purchases = _RoleEvents(events, cutoffs, catalog, ("purchase",))
     eligible = purchases.count(-quiet_days, 0) == 0 if quiet_days > 0 else np.ones(len(cutoffs), dtype=bool)

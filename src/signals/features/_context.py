@@ -89,8 +89,8 @@ class PointInTime:
         self._positions: dict[int, np.ndarray] = {}
         self._counts: dict[tuple[int, int], np.ndarray] = {}
         self._type_positions: dict[int, np.ndarray] = {}
-        self._plan: _DecayPlan | None = None
-        self._decayed: dict[float, np.ndarray] = {}
+        self._plans: dict[int, _DecayPlan] = {}
+        self._decayed: dict[tuple[float, int], np.ndarray] = {}
         self._prefix_buffer: np.ndarray | None = None
 
     # ---- basic quantities -------------------------------------------------------------------
@@ -144,30 +144,34 @@ class PointInTime:
         return self._counts[(k, offset)]
 
     # ---- decayed sums (temperature) -----------------------------------------------------------
-    def decayed(self, half_life_days: float) -> np.ndarray:
-        """Decayed counts per type at each row's cutoff, shape ``(n_rows, n_types)``.
+    def decayed(self, half_life_days: float, lag_days: float = 0) -> np.ndarray:
+        """Decayed counts per type at each row's ``cutoff - lag``, shape ``(n_rows, n_types)``.
 
-        ``out[r, k] = sum(0.5 ** ((cutoff_r - ts) / half_life))`` over the customer's type-``k``
-        events with ``ts < cutoff_r``. Each event feeds one row (the customer's first cutoff
+        ``out[r, k] = sum(0.5 ** ((at_r - ts) / half_life))`` over the customer's type-``k``
+        events with ``ts < at_r``, ``at_r = cutoff_r - lag``. Each event feeds one row (the customer's first cutoff
         after it); per-row increments come from one ``bincount`` and are carried forward with
         the exact recurrence ``S_i = S_{i-1} * 0.5 ** (gap_i / half_life) + increment_i``: no
         prefix-sum cancellation and no overflow, however long the history.
         """
-        h = float(half_life_days)
-        if h not in self._decayed:
-            self._decayed[h] = self._compute_decayed(h)
-        return self._decayed[h]
+        key = (float(half_life_days), days_to_ns(lag_days))
+        if key not in self._decayed:
+            self._decayed[key] = self._compute_decayed(*key)
+        return self._decayed[key]
 
     def decayed_change(self, half_life_days: float, lag_days: float) -> np.ndarray:
         """Decayed counts per type at the cutoff minus the same ``lag_days`` earlier.
 
-        With ``c = 2 ** (L / h)``, the temperature at ``T - L`` is
-        ``c * (S(T) - R)`` where ``R`` sums ``0.5 ** ((T - t) / h)`` over the touches of
-        ``[T - L, T)``; so the change is ``S(T) - c * (S(T) - R)``. Only the last ``L`` days of
-        events are visited.
+        Fast path (lag up to 8 half-lives): with ``c = 2 ** (L / h)``, the temperature at
+        ``T - L`` is ``c * (S(T) - R)`` where ``R`` sums ``0.5 ** ((T - t) / h)`` over the touches
+        of ``[T - L, T)``, so only the last ``L`` days of events are visited; its rounding error is
+        below ``4 * c * eps * S(T)``. Longer lags would amplify that error, so they are computed
+        directly with their own decay plan.
         """
         h, lag_ns = float(half_life_days), days_to_ns(lag_days)
         rate = math.log(2.0) / (h * NS_PER_DAY)
+        now = self.decayed(h)
+        if rate * lag_ns > 8 * math.log(2.0):
+            return now - self.decayed(h, lag_ns / NS_PER_DAY)
         hi, lo = self.positions(0), self.positions(lag_ns / NS_PER_DAY)
         lengths = hi - lo
         event_pos = ragged_ranges(lo, lengths)
@@ -176,22 +180,23 @@ class PointInTime:
         n_types = len(self.touchpoints)
         row *= n_types
         row += self.index.type_code[event_pos]
-        change = np.bincount(row, weights=weights, minlength=self.n_rows * n_types).reshape(self.n_rows, n_types)
-        now = self.decayed(h)
+        change = np.bincount(row, weights=weights, minlength=self.n_rows * n_types)
+        change = change.astype(np.float64, copy=False).reshape(self.n_rows, n_types)  # (int when empty)
         np.subtract(now, change, out=change)          # S(T) - R: the touches older than the lag ...
         np.maximum(change, 0.0, out=change)           # (rounding must not make it negative)
         change *= math.exp(rate * lag_ns)             # ... as they were at T - L
         np.subtract(now, change, out=change)
         return change
 
-    def _decay_plan(self) -> _DecayPlan:
-        if self._plan is not None:
-            return self._plan
+    def _decay_plan(self, lag_ns: int) -> _DecayPlan:
+        if lag_ns in self._plans:
+            return self._plans[lag_ns]
         rows, index = self.rows, self.index
         n_rows, n_events = len(rows), index.n_events
-        now = self.positions(0)
-        order = _sort_by_customer_time(rows.cust, rows.cutoff)
-        cust_s, cutoff_s, pos_s = rows.cust[order], rows.cutoff[order], now[order]
+        now = self.positions(lag_ns / NS_PER_DAY)
+        at = rows.cutoff - lag_ns
+        order = _sort_by_customer_time(rows.cust, at)
+        cust_s, cutoff_s, pos_s = rows.cust[order], at[order], now[order]
         first = np.ones(n_rows, dtype=bool)
         first[1:] = cust_s[1:] != cust_s[:-1]
         # tile [0, n_events): before each customer's first row a stretch of events that feed
@@ -224,17 +229,17 @@ class PointInTime:
         rank_bounds = np.concatenate([[0], np.cumsum(np.bincount(rank))]) if n_rows else np.zeros(1, np.int64)
         row_layout = np.empty(n_rows, dtype=np.int64)
         row_layout[order] = layout_of
-        self._plan = _DecayPlan(event_bin, event_age, gap[layout], previous, rank_bounds, row_layout)
-        return self._plan
+        self._plans[lag_ns] = _DecayPlan(event_bin, event_age, gap[layout], previous, rank_bounds, row_layout)
+        return self._plans[lag_ns]
 
-    def _compute_decayed(self, half_life_days: float) -> np.ndarray:
+    def _compute_decayed(self, half_life_days: float, lag_ns: int) -> np.ndarray:
         n_types = len(self.index.touchpoints)
-        plan = self._decay_plan()
+        plan = self._decay_plan(lag_ns)
         n_rows = self.n_rows
         rate = math.log(2.0) / (half_life_days * NS_PER_DAY)
         weights = np.exp(-rate * plan.event_age)
         sums = np.bincount(plan.event_bin, weights=weights, minlength=(n_rows + 1) * n_types)
-        sums = sums[: n_rows * n_types].reshape(n_rows, n_types)
+        sums = sums[: n_rows * n_types].astype(np.float64, copy=False).reshape(n_rows, n_types)
         step = np.exp(-rate * plan.gap)
         for r in range(1, len(plan.rank_bounds) - 1):  # rank r depends on rank r - 1
             block = slice(plan.rank_bounds[r], plan.rank_bounds[r + 1])

@@ -106,7 +106,9 @@ def _reference_at(events: pd.DataFrame, ids: pd.Index, cutoff: pd.Timestamp, spe
         for group, frame in (("all", past), ("customer", past[past[TOUCHPOINT].isin(customer_types)])):
             recent = count(in_window(frame, 0, r))
             earlier = count(in_window(frame, r, b))
-            out[feature_name("surge", group, window_label(r))] = np.log((recent + 1.0) / r) - np.log((earlier + 1.0) / (b - r))
+            rate_recent = (recent + r / b) / r
+            rate_earlier = (earlier + (b - r) / b) / (b - r)
+            out[feature_name("surge", group, window_label(r))] = np.log(rate_recent) - np.log(rate_earlier)
         f = fs.falling_window_days
         last = count(in_window(past, 0, f))
         before = count(in_window(past, f, 2 * f))

@@ -5,9 +5,10 @@ With ``h = features.trend_half_life_days`` and each lag ``L`` of ``features.tren
 - ``temp_delta__<type>__<L>d``, ``temp_delta__all__<L>d``, ``temp_prior_delta__all__<L>d``:
   temperature at the cutoff minus temperature ``L`` days before it (positive = warming);
 - ``surge__all__<r>d`` and ``surge__customer__<r>d``: log of the touch rate in the last
-  ``r = surge_recent_days`` days over the rate in the rest of the ``surge_baseline_days`` window,
-  each with one pseudo-touch so that quiet customers are finite:
-  ``log((n_recent + 1) / r) - log((n_earlier + 1) / (baseline - r))``;
+  ``r = surge_recent_days`` days over the rate in the rest of the ``B = surge_baseline_days``
+  window, with one pseudo-touch spread evenly over ``B`` so that quiet customers stay finite and a
+  customer with no touches at all scores 0:
+  ``log((n_recent + r / B) / r) - log((n_earlier + (B - r) / B) / (B - r))``;
 - ``freq_change__all__<f>d``: touches in the last ``f = falling_window_days`` days minus touches in
   the ``f`` days before, and ``freq_ratio__all__<f>d = (last + 1) / (before + 1)``: seed 003's
   falling contact frequency.
@@ -53,8 +54,10 @@ def compute_trend(ctx: PointInTime, spec: FeatureSpec) -> dict[str, np.ndarray]:
     for group in ("all", "customer"):
         n_recent = _counts(ctx, spec, recent, 0, group)
         n_earlier = _counts(ctx, spec, baseline, recent, group)
+        earlier_days = baseline - recent
         out[feature_name("surge", group, window_label(recent))] = (
-            np.log((n_recent + 1.0) / recent) - np.log((n_earlier + 1.0) / (baseline - recent)))
+            np.log((n_recent + recent / baseline) / recent)
+            - np.log((n_earlier + earlier_days / baseline) / earlier_days))
 
     f = fs.falling_window_days
     last = _counts(ctx, spec, f, 0, "all")
