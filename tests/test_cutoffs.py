@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from signals.cutoffs import as_of_instant, cutoff_grid, first_seen, scoring_cutoffs, training_cutoffs
+from signals.cutoffs import (
+    as_of_instant,
+    cutoff_grid,
+    first_seen,
+    scoring_cutoffs,
+    training_cutoffs,
+)
 
 
 def test_monthly_and_weekly_grids_start_at_local_midnight():

@@ -9,6 +9,7 @@ import pytest
 from signals.cutoffs import cutoff_grid
 from signals.features.matrix import build_features, feature_columns
 from signals.features.spec import FeatureSpec
+from signals.settings import load_settings
 
 DAY = pd.Timedelta(days=1)
 
@@ -117,7 +118,7 @@ def test_time_zones_and_dst(spec, settings):
 
 
 def test_static_attributes_join_and_never_show_a_future_date(settings):
-    spec = FeatureSpec.from_settings(settings, static_columns=("segment", "employees", "first_seen"))
+    spec = FeatureSpec.from_settings(load_settings(overrides=["features.static_columns=[segment, employees, first_seen]"]))
     customers = pd.DataFrame({
         "customer_id": ["a", "b"],
         "segment": ["SMB", "Enterprise"],

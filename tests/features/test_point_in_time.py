@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from signals.features.matrix import build_features, feature_columns
-from signals.settings import load_settings
 from signals.features.spec import FeatureSpec
+from signals.settings import load_settings
 
 SPEC = FeatureSpec.from_settings(load_settings())
 TYPES = list(SPEC.catalog)

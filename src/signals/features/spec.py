@@ -28,15 +28,14 @@ class FeatureSpec(BaseModel):
     catalog: dict[str, Touchpoint]
     features: FeatureSettings = FeatureSettings()
     families: tuple[Family, ...] = DEFAULT_FAMILIES
-    static_columns: tuple[str, ...] = ()
     learned_points: dict[str, float] | None = Field(
         default=None, description="points per touchpoint for temp_learned__all__hl<h>d")
     learned_half_life_days: float | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureSpec:
-        if self.static_columns and "static" not in self.families:
-            raise ValueError("static_columns are given but the 'static' family is not enabled")
+        if bool(self.static_columns) != ("static" in self.families):
+            raise ValueError("the 'static' family and features.static_columns go together")
         if (self.learned_points is None) != (self.learned_half_life_days is None):
             raise ValueError("learned_points and learned_half_life_days go together")
         if self.learned_points is not None:
@@ -46,10 +45,14 @@ class FeatureSpec(BaseModel):
         return self
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, static_columns: tuple[str, ...] = ()) -> FeatureSpec:
-        families = DEFAULT_FAMILIES + (("static",) if static_columns else ())
-        return cls(catalog=settings.catalog, features=settings.features, families=families,
-                   static_columns=tuple(static_columns))
+    def from_settings(cls, settings: Settings) -> FeatureSpec:
+        """Every family of the config (``static`` when ``features.static_columns`` lists columns)."""
+        families = DEFAULT_FAMILIES + (("static",) if settings.features.static_columns else ())
+        return cls(catalog=settings.catalog, features=settings.features, families=families)
+
+    @property
+    def static_columns(self) -> tuple[str, ...]:
+        return self.features.static_columns
 
     @property
     def touchpoints(self) -> tuple[str, ...]:
@@ -59,6 +62,11 @@ class FeatureSpec(BaseModel):
         """A copy that also builds the learned-points temperature."""
         data = self.model_dump() | {"learned_points": dict(points), "learned_half_life_days": float(half_life_days)}
         return type(self).model_validate(data)
+
+    def temperature_only(self, half_lives_days: tuple[float, ...]) -> FeatureSpec:
+        """A spec that builds just the per-type temperatures at these half-lives."""
+        features = self.features.model_copy(update={"half_lives_days": tuple(sorted(half_lives_days)), "static_columns": ()})
+        return FeatureSpec(catalog=self.catalog, features=features, families=("temperature",))
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -1,0 +1,128 @@
+"""Figures of a training run, as matplotlib ``Figure`` objects (no pyplot state, no GUI backend).
+
+Each function takes the tables of :class:`signals.modeling.training.TrainedTask` and returns a
+figure; :func:`save_figure` writes it as PNG. The jobs save them next to the model and the MLflow
+run logs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["plot_calibration", "plot_gains", "plot_half_life", "plot_metrics", "plot_points", "save_figure"]
+
+_COLORS = {"lightgbm": "#1f77b4", "learned_temperature": "#d62728", "logistic_regression": "#2ca02c",
+           "prior_temperature": "#ff7f0e", "rfm": "#7f7f7f", "falling_frequency": "#9467bd"}
+
+
+def _figure(width: float = 7.5, height: float = 4.5) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_points(points: pd.DataFrame, *, task: str, truth: dict[str, float] | None = None) -> Figure:
+    """Learned points (with their interval) next to the prior points, one row per touchpoint."""
+    table = points.sort_values("learned_points")
+    y = np.arange(len(table))
+    fig = _figure(7.5, 0.38 * len(table) + 1.5)
+    ax = fig.add_subplot()
+    ax.barh(y - 0.2, table["prior_points"], height=0.38, color="#bbbbbb", label="prior points (hand-set)")
+    err = np.vstack([table["learned_points"] - table["low"], table["high"] - table["learned_points"]])
+    ax.barh(y + 0.2, table["learned_points"], height=0.38, color=_COLORS["lightgbm"], xerr=err, capsize=2,
+            label="learned points (95% interval)")
+    if truth:
+        ratio = np.nansum(np.abs(table["learned_points"])) / max(np.nansum(np.abs(list(truth.values()))), 1e-12)
+        xs = [truth.get(t, np.nan) * ratio for t in table["touchpoint"]]
+        ax.scatter(xs, y + 0.2, marker="D", color="black", zorder=3, s=18, label="true weight (same total scale)")
+    ax.set_yticks(y, table["touchpoint"])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("points per touch, now" + (" (positive = lowers churn risk)" if task == "churn" else ""))
+    ax.set_title(f"{task}: learned points (haiten) vs prior points")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_metrics(metrics: pd.DataFrame, *, task: str, metric: str = "roc_auc") -> Figure:
+    """One metric for every model with its bootstrap interval."""
+    table = metrics[metrics["metric"] == metric].sort_values("estimate")
+    fig = _figure(7.0, 0.45 * len(table) + 1.4)
+    ax = fig.add_subplot()
+    y = np.arange(len(table))
+    err = np.vstack([table["estimate"] - table["low"], table["high"] - table["estimate"]])
+    ax.errorbar(table["estimate"], y, xerr=err, fmt="o", capsize=3, color="black")
+    for yi, (model, value) in enumerate(zip(table["model"], table["estimate"], strict=True)):
+        ax.annotate(f"{value:.3f}", (value, yi), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_yticks(y, table["model"])
+    ax.set_xlabel(f"{metric} on the test cutoffs (95% bootstrap interval over customers)")
+    ax.set_title(f"{task}: model vs baselines")
+    return fig
+
+
+def plot_gains(scores: pd.DataFrame, *, task: str, models: list[str]) -> Figure:
+    """Cumulative gains: share of positives found when contacting the top x% by each score."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    y = scores["label"].to_numpy()
+    grid = np.linspace(0, 1, 101)
+    for model in models:
+        order = np.argsort(-scores[f"score__{model}"].to_numpy(), kind="stable")
+        found = np.concatenate([[0], np.cumsum(y[order])]) / max(y.sum(), 1)
+        share = np.linspace(0, 1, len(found))
+        ax.plot(grid, np.interp(grid, share, found), label=model, color=_COLORS.get(model))
+    ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls="--", label="random")
+    ax.axvline(0.1, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("share of customers contacted (highest scores first)")
+    ax.set_ylabel(f"share of {task} positives found")
+    ax.set_title(f"{task}: cumulative gains on the test cutoffs")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_calibration(scores: pd.DataFrame, *, task: str, models: list[str], n_bins: int = 10) -> Figure:
+    """Reliability diagram: mean predicted probability vs observed rate, in bins of equal count."""
+    fig = _figure(6.0, 5.0)
+    ax = fig.add_subplot()
+    y = scores["label"].to_numpy()
+    top = 0.0
+    for model in models:
+        prob = scores[f"prob__{model}"].to_numpy()
+        order = np.argsort(prob, kind="stable")
+        bins = np.array_split(order, n_bins)
+        px = [prob[b].mean() for b in bins if len(b)]
+        py = [y[b].mean() for b in bins if len(b)]
+        top = max(top, max(px), max(py))
+        ax.plot(px, py, marker="o", label=model, color=_COLORS.get(model))
+    ax.plot([0, top], [0, top], color="black", lw=0.8, ls="--", label="perfect")
+    ax.set_xlabel("predicted probability (bin mean)")
+    ax.set_ylabel("observed rate")
+    ax.set_title(f"{task}: calibration on the test cutoffs")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_half_life(table: pd.DataFrame, *, task: str, chosen: float, true_half_life: float | None = None) -> Figure:
+    """Validation ROC AUC of the learned-points temperature for each candidate half-life."""
+    fig = _figure(6.0, 3.8)
+    ax = fig.add_subplot()
+    ax.plot(table["half_life_days"], table["roc_auc"], marker="o")
+    ax.axvline(chosen, color=_COLORS["learned_temperature"], ls="--", label=f"chosen: {chosen:g} days")
+    if true_half_life:
+        ax.axvline(true_half_life, color="black", ls=":", label=f"simulator truth: {true_half_life:g} days")
+    ax.set_xlabel("temperature half-life (days)")
+    ax.set_ylabel("validation ROC AUC")
+    ax.set_title(f"{task}: learning the temperature half-life")
+    ax.legend(fontsize=8)
+    return fig
