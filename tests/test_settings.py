@@ -90,5 +90,7 @@ def test_override_errors():
 
 
 def test_settings_are_frozen():
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         Settings().timezone = "Asia/Tokyo"  # type: ignore[misc]

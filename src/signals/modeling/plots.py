@@ -63,7 +63,7 @@ def plot_metrics(metrics: pd.DataFrame, *, task: str, metric: str = "roc_auc") -
     y = np.arange(len(table))
     err = np.vstack([table["estimate"] - table["low"], table["high"] - table["estimate"]])
     ax.errorbar(table["estimate"], y, xerr=err, fmt="o", capsize=3, color="black")
-    for yi, (model, value) in enumerate(zip(table["model"], table["estimate"], strict=True)):
+    for yi, value in enumerate(table["estimate"]):
         ax.annotate(f"{value:.3f}", (value, yi), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_yticks(y, table["model"])
     ax.set_xlabel(f"{metric} on the test cutoffs (95% bootstrap interval over customers)")

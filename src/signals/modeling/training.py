@@ -171,7 +171,7 @@ def truth_agreement(trained: TrainedTask, truth: dict) -> dict:
     if shift is not None:
         after = sum(t >= pd.Timestamp(shift, tz="UTC") for t in trained.split.train)
         regime = "after" if after * 2 >= len(trained.split.train) else "before"
-    true = weights[regime] if regime in weights else weights
+    true = weights.get(regime, weights)
     types = [t for t in true if t in trained.points_by_type]
     learned = np.array([trained.points_by_type[t] for t in types])
     target = TASK_SIGN[trained.task] * np.array([true[t] for t in types])
