@@ -5,9 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
+# OpenMP threads that spin while waiting fight each other when two processes share the 2 cores
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint bench lock clean
+.PHONY: help setup demo test test-fast lint bench measure lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,10 +35,14 @@ test-fast: $(STAMP) ## the suite without the slow end-to-end tests
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests benchmarks
 
-bench: $(STAMP) ## run the benchmarks (JSON on stdout)
+bench: $(STAMP) ## run the speed benchmarks (JSON on stdout; the features one takes ~20 min with its reference)
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_features.py
+
+measure: $(STAMP) ## model figures: simulator (known truth) and CDNOW (real purchases), JSON + tables
+	$(BIN)/python benchmarks/simulator_models.py
+	$(BIN)/python benchmarks/cdnow.py
 
 lock: ## refresh constraints.txt from a clean install of the current dependency ranges
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv

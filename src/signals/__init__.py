@@ -1,12 +1,88 @@
-"""signals: churn risk and purchase signals (きざし) from CRM touchpoint histories."""
+"""signals: churn risk and purchase signals (きざし) from CRM touchpoint histories.
 
-from signals.settings import ConfigError, Settings, load_settings
+The public API, one import away (modules load lazily, so ``import signals`` stays fast)::
+
+    import signals
+    settings = signals.load_settings("configs/demo.yaml")
+    world = signals.simulate_crm(settings)                      # or signals.ingest(...) real sources
+    spec = signals.FeatureSpec.from_settings(settings)
+    cutoffs = signals.training_cutoffs(world.events, horizon_days=60, n_cutoffs=12)
+    X = signals.build_features(world.events, cutoffs, spec)     # point-in-time: ts < cutoff only
+    trained = signals.fit_task(world.events, settings, task="purchase", customers=world.customers)
+    trained.points                                              # the learned points table (配点表)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConfigError",
-    "Settings",
-    "__version__",
-    "load_settings",
-]
+_EXPORTS = {
+    # settings
+    "ConfigError": "signals.settings",
+    "Settings": "signals.settings",
+    "load_settings": "signals.settings",
+    # data
+    "check_events": "signals.schemas",
+    "check_cutoffs": "signals.schemas",
+    "simulate_crm": "signals.simulate",
+    "SimulatedWorld": "signals.simulate",
+    "messy_sources": "signals.simulate",
+    "ingest": "signals.ingest",
+    "IngestResult": "signals.ingest",
+    "IngestError": "signals.ingest",
+    # cutoffs, features, labels
+    "cutoff_grid": "signals.cutoffs",
+    "training_cutoffs": "signals.cutoffs",
+    "scoring_cutoffs": "signals.cutoffs",
+    "FeatureSpec": "signals.features.spec",
+    "build_features": "signals.features.matrix",
+    "reference_features": "signals.features.reference",
+    "churn_within": "signals.labels",
+    "purchase_within": "signals.labels",
+    "build_training_set": "signals.dataset",
+    # models
+    "SignalModel": "signals.modeling.estimators",
+    "time_split": "signals.modeling.splits",
+    "bootstrap_metrics": "signals.modeling.metrics",
+    "touch_effects": "signals.modeling.points",
+    "points_table": "signals.modeling.points",
+    "reasons": "signals.modeling.explain",
+    "fit_task": "signals.modeling.training",
+    "TrainedTask": "signals.modeling.training",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'signals' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from signals.cutoffs import cutoff_grid, scoring_cutoffs, training_cutoffs
+    from signals.dataset import build_training_set
+    from signals.features.matrix import build_features
+    from signals.features.reference import reference_features
+    from signals.features.spec import FeatureSpec
+    from signals.ingest import IngestError, IngestResult, ingest
+    from signals.labels import churn_within, purchase_within
+    from signals.modeling.estimators import SignalModel
+    from signals.modeling.explain import reasons
+    from signals.modeling.metrics import bootstrap_metrics
+    from signals.modeling.points import points_table, touch_effects
+    from signals.modeling.splits import time_split
+    from signals.modeling.training import TrainedTask, fit_task
+    from signals.schemas import check_cutoffs, check_events
+    from signals.settings import ConfigError, Settings, load_settings
+    from signals.simulate import SimulatedWorld, messy_sources, simulate_crm
