@@ -199,15 +199,15 @@ class LightGBMSettings(_Frozen):
     rare and touch effects are mostly additive, so deep trees chase noise (chosen on validation
     cutoffs of simulated data, see the training note in README)."""
 
-    learning_rate: float = Field(default=0.02, gt=0, le=1)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
     num_leaves: int = Field(default=7, ge=2)
     min_child_samples: int = Field(default=300, ge=1)
     feature_fraction: float = Field(default=0.3, gt=0, le=1)
     bagging_fraction: float = Field(default=0.8, gt=0, le=1)
     bagging_freq: int = Field(default=1, ge=0)
     lambda_l2: float = Field(default=10.0, ge=0)
-    n_estimators: int = Field(default=3000, ge=1)
-    early_stopping_rounds: int = Field(default=200, ge=1)
+    n_estimators: int = Field(default=2000, ge=1)
+    early_stopping_rounds: int = Field(default=100, ge=1)
     num_threads: int = Field(default=0, ge=0, description="0 = all cores")
 
 
