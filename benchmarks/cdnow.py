@@ -64,7 +64,7 @@ from signals.modeling.baselines import (  # noqa: E402
 )
 from signals.modeling.baselines import rfm_score as feature_rfm_score  # noqa: E402
 from signals.modeling.estimators import SignalModel  # noqa: E402
-from signals.modeling.metrics import METRICS, bootstrap_metrics, roc_auc  # noqa: E402
+from signals.modeling.metrics import METRICS, bootstrap_metrics, paired_auc_difference, roc_auc  # noqa: E402
 from signals.modeling.splits import TimeSplit, time_split  # noqa: E402
 from signals.schemas import CUSTOMER_ID, CUTOFF, TS, check_events  # noqa: E402
 from signals.settings import Settings, load_settings  # noqa: E402
@@ -79,7 +79,6 @@ __all__ = [
     "holdout_labels",
     "holdout_matrix",
     "main",
-    "paired_auc_difference",
     "print_tables",
     "run",
     "split_training",
@@ -224,24 +223,6 @@ def bgnbd_scores(events: pd.DataFrame, customer_ids: Sequence[str], horizons_day
     for key, days in horizons_days.items():
         scores[f"expected_{key}"] = model.conditional_expected_number_of_purchases_up_to_time(days / 7, x, t_x, big_t)
     return model, summary, scores
-
-
-def paired_auc_difference(y, score, reference, groups, *, rounds: int, seed: int, level: float = 0.95) -> dict[str, float]:
-    """ROC AUC of ``score`` minus that of ``reference`` on the same rows, with a paired bootstrap
-    interval over ``groups`` (both scores see the same resampled customers in every round)."""
-    y = np.asarray(y)
-    codes, uniques = pd.factorize(np.asarray(groups))
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(rounds):
-        w = np.bincount(rng.integers(0, len(uniques), len(uniques)), minlength=len(uniques))[codes].astype(np.float64)
-        diffs.append(roc_auc(y, score, w) - roc_auc(y, reference, w))
-    diffs = np.asarray(diffs)
-    diffs = diffs[np.isfinite(diffs)]
-    alpha = (1 - level) / 2
-    low, high = np.quantile(diffs, [alpha, 1 - alpha]) if len(diffs) else (np.nan, np.nan)
-    return {"estimate": roc_auc(y, score) - roc_auc(y, reference), "low": float(low), "high": float(high),
-            "share_of_rounds_above_0": float(np.mean(diffs > 0)) if len(diffs) else float("nan")}
 
 
 def _table(metrics: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
@@ -453,7 +434,7 @@ def print_tables(result: Mapping[str, Any], file=None) -> None:
         console.print(f"model score: {lab['model_score']}{mean}")
         for name, d in lab["auc_difference_vs_bgnbd"].items():
             console.print(f"ROC AUC {MODEL} - {name}: {d['estimate']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] "
-                          f"(paired bootstrap; above 0 in {d['share_of_rounds_above_0']:.0%} of rounds)")
+                          f"(paired bootstrap; above 0 in {d['share_above_0']:.0%} of rounds)")
         verdict = "beats" if lab["beats_bgnbd_roc_auc"] else "does NOT beat"
         console.print(f"=> {MODEL} {verdict} both BG/NBD scores on ROC AUC for label ({key})\n")
     for note in result["notes"]:

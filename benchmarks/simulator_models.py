@@ -44,14 +44,17 @@ def main() -> None:
                    for r in trained.metrics.itertuples()}
         auc = {m: trained.metric(m, "roc_auc") for m in trained.metrics["model"].unique()}
         baselines = [m for m in auc if m != MODEL_NAME]
+        versus = {r.baseline: [round(r.estimate, 4), round(r.low, 4), round(r.high, 4), round(r.share_above_0, 3)]
+                  for r in trained.versus.itertuples()}
         claims = {
             "lightgbm_beats_every_baseline_on_auc": all(auc[MODEL_NAME] > auc[m] for m in baselines),
+            "lightgbm_beats_every_baseline_paired_interval_above_0": bool((trained.versus["low"] > 0).all()),
             "learned_temperature_beats_prior_temperature_on_auc": auc[LEARNED_TEMPERATURE] > auc["prior_temperature"],
             "spearman_at_least_0.9": agreement["spearman"] >= 0.9,
         }
         result["tasks"][task] = {
             "split": trained.split.describe(), "rows": trained.rows, "trees": trained.model.best_iteration_,
-            "metrics": metrics, "truth": agreement, "claims": claims, "seconds": round(seconds, 1),
+            "metrics": metrics, "auc_minus_baseline": versus, "truth": agreement, "claims": claims, "seconds": round(seconds, 1),
             "points": trained.points[["touchpoint", "prior_points", "learned_points", "low", "high"]].round(2)
             .to_dict(orient="records"),
         }
@@ -73,6 +76,9 @@ def _print_task(task, trained, agreement, claims) -> None:
         r = table.loc[model]
         print(f"{model:22s} {a.estimate:8.3f} [{a.low:.3f}, {a.high:.3f}] {r.pr_auc:8.3f} {r.top_decile_lift:9.2f} "
               f"{r.brier:8.4f} {r.ece:8.4f}")
+    for r in trained.versus.sort_values("estimate").itertuples():
+        print(f"  lightgbm - {r.baseline:20s} {r.estimate:+.4f} [{r.low:+.4f}, {r.high:+.4f}]  "
+              f"(above 0 in {r.share_above_0:.0%} of paired rounds)")
     print(f"{'touchpoint':14s} {'prior':>6s} {'learned [95%]':>22s} {'true weight':>12s}")
     true = agreement["true_weights"]
     for r in trained.points.sort_values("learned_points", ascending=False).itertuples():

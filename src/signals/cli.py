@@ -234,6 +234,9 @@ def print_training(run) -> None:
         table.add_row(model, _interval(auc["estimate"], auc["low"], auc["high"]), f"{row['pr_auc']:.3f}",
                       f"{row['top_decile_lift']:.2f}", f"{row['brier']:.4f}", f"{row['ece']:.4f}")
     console.print(table)
+    versus = ", ".join(f"{r.baseline} {r.estimate:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
+                       for r in trained.versus.sort_values("estimate").itertuples())
+    console.print(f"ROC AUC of lightgbm minus each baseline (paired bootstrap): {versus}")
     points = Table(title=f"{trained.task}: learned points (配点), what one more touch now is worth; "
                          f"temperature half-life {trained.half_life_days:g} days", box=box.SIMPLE_HEAD)
     for column in ("touchpoint", "initiated by", "prior", "learned [95%]", "log-odds"):

@@ -8,6 +8,7 @@ A bundle (``paths.models_dir / <task>``) holds everything needed to score and to
                       rebuilds exactly these features)
 ``points.csv``        the learned points table (配点表) next to the priors
 ``metrics.csv``       every model and baseline on the test cutoffs, 95% intervals
+``versus.csv``        ROC AUC of the model minus each baseline, paired bootstrap interval
 ``half_life.csv``     validation AUC of the learned temperature per candidate half-life
 ``summary.json``      split, row counts, settings, truth agreement (simulated data), seconds
 ``figures/*.png``     points, metrics, gains, calibration, half-life
@@ -76,6 +77,7 @@ def write_bundle(trained: TrainedTask, folder: Path, *, truth: dict | None, sett
     (folder / "spec.json").write_text(trained.spec.to_json(), encoding="utf-8")
     write_table(trained.points, folder / "points.csv")
     write_table(trained.metrics, folder / "metrics.csv")
+    write_table(trained.versus, folder / "versus.csv")
     write_table(trained.half_life_table, folder / "half_life.csv")
     agreement = truth_agreement(trained, truth) if truth is not None else None
     summary = {
@@ -86,6 +88,7 @@ def write_bundle(trained: TrainedTask, folder: Path, *, truth: dict | None, sett
         "best_iteration": trained.model.best_iteration_,
         "half_life_days": trained.half_life_days,
         "metrics": {f"{r.model}.{r.metric}": r.estimate for r in trained.metrics.itertuples()},
+        "auc_minus_baseline": {r.baseline: [r.estimate, r.low, r.high] for r in trained.versus.itertuples()},
         "truth_agreement": agreement,
         "settings": json.loads(settings.model_dump_json(include={"cutoffs", "labels", "model", "features"})),
         "seconds": round(seconds, 1),

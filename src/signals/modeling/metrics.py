@@ -25,6 +25,7 @@ __all__ = [
     "brier",
     "evaluate",
     "expected_calibration_error",
+    "paired_auc_difference",
     "pr_auc",
     "roc_auc",
     "top_decile_lift",
@@ -130,6 +131,34 @@ def evaluate(y, score, prob=None) -> dict[str, float]:
     return out
 
 
+def _customer_weights(groups, rounds: int, seed: int) -> list[np.ndarray]:
+    """Row weights of ``rounds`` bootstrap draws of whole groups (customers) with replacement."""
+    codes, uniques = pd.factorize(np.asarray(groups))
+    rng = np.random.default_rng(seed)
+    n = len(uniques)
+    return [np.bincount(rng.integers(0, n, n), minlength=n)[codes].astype(np.float64) for _ in range(rounds)]
+
+
+def paired_auc_difference(y, score, reference, groups, *, rounds: int = 200, seed: int = 0,
+                          level: float = 0.95) -> dict[str, float]:
+    """ROC AUC of ``score`` minus ROC AUC of ``reference`` on the same rows, with a *paired*
+    bootstrap interval over ``groups``: both scores see the same resampled customers in every round,
+    so the interval of the difference is much tighter than the two separate intervals suggest.
+
+    Returns ``estimate``, ``low``, ``high`` and ``share_above_0`` (the share of rounds in which
+    ``score`` ranks better).
+    """
+    y = np.asarray(y)
+    a = _Ranked(y, np.asarray(score, dtype=np.float64))
+    b = _Ranked(y, np.asarray(reference, dtype=np.float64))
+    diffs = np.array([_roc_auc(a, w[a.order]) - _roc_auc(b, w[b.order]) for w in _customer_weights(groups, rounds, seed)])
+    diffs = diffs[np.isfinite(diffs)]
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(diffs, [alpha, 1.0 - alpha]) if len(diffs) else (np.nan, np.nan)
+    return {"estimate": _roc_auc(a, np.ones(len(y))) - _roc_auc(b, np.ones(len(y))), "low": float(low),
+            "high": float(high), "share_above_0": float(np.mean(diffs > 0)) if len(diffs) else float("nan")}
+
+
 def bootstrap_metrics(
     y,
     models: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
@@ -158,10 +187,7 @@ def bootstrap_metrics(
         interval of the bootstrap distribution.
     """
     y = np.asarray(y)
-    codes, uniques = pd.factorize(np.asarray(groups))
-    rng = np.random.default_rng(seed)
-    draws = [np.bincount(rng.integers(0, len(uniques), len(uniques)), minlength=len(uniques))[codes].astype(np.float64)
-             for _ in range(rounds)]
+    draws = _customer_weights(groups, rounds, seed)
     alpha = (1.0 - level) / 2.0
     records = []
     for name, (score, prob) in models.items():

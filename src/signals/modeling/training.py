@@ -27,7 +27,7 @@ from signals.modeling.baselines import (
     rfm_score,
 )
 from signals.modeling.estimators import Calibrator, SignalModel
-from signals.modeling.metrics import bootstrap_metrics
+from signals.modeling.metrics import bootstrap_metrics, paired_auc_difference
 from signals.modeling.points import (
     TASK_SIGN,
     choose_half_life,
@@ -54,6 +54,7 @@ class TrainedTask:
     model: SignalModel
     split: TimeSplit
     metrics: pd.DataFrame            # model x metric: estimate, low, high (test cutoffs)
+    versus: pd.DataFrame             # ROC AUC of the model minus each baseline, paired bootstrap interval
     points: pd.DataFrame             # the learned points table (配点表)
     half_life_days: float
     half_life_table: pd.DataFrame
@@ -145,6 +146,11 @@ def fit_task(
     _note(progress, f"metrics on {len(X_te):,} test rows, {ms.bootstrap_rounds} bootstrap rounds over customers")
     test_ids = data.loc[test_mask, CUSTOMER_ID].to_numpy()
     metrics = bootstrap_metrics(y_te, scores, test_ids, rounds=ms.bootstrap_rounds, seed=ms.seed)
+    versus = pd.DataFrame([
+        {"baseline": name, **paired_auc_difference(y_te, scores[MODEL_NAME][0], score, test_ids,
+                                                   rounds=ms.bootstrap_rounds, seed=ms.seed)}
+        for name, (score, _) in scores.items() if name != MODEL_NAME
+    ])
     test_scores = data.loc[test_mask, [CUSTOMER_ID, CUTOFF, LABEL]].reset_index(drop=True)
     for name, (score, prob) in scores.items():
         test_scores[f"score__{name}"] = score
@@ -154,8 +160,8 @@ def fit_task(
         "train_positives": int(y_tr.sum()), "validation_positives": int(y_va.sum()), "test_positives": int(y_te.sum()),
         "features": len(features),
     }
-    return TrainedTask(task, spec.with_learned_points(learned, half_life), model, split, metrics, points, half_life,
-                       half_life_table, rows, test_scores, calibrators)
+    return TrainedTask(task, spec.with_learned_points(learned, half_life), model, split, metrics, versus, points,
+                       half_life, half_life_table, rows, test_scores, calibrators)
 
 
 def truth_agreement(trained: TrainedTask, truth: dict) -> dict:
