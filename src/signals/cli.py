@@ -16,6 +16,8 @@ from signals.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="rich")
 console = Console()
+if not console.is_terminal:  # logs and pipes: wide enough for the tables (a terminal keeps its own width)
+    console = Console(width=120)
 err_console = Console(stderr=True)
 
 ConfigOption = Annotated[
