@@ -247,6 +247,11 @@ def print_training(run) -> None:
         points.add_row(r.touchpoint, r.initiated_by, f"{r.prior_points:g}",
                        _interval(r.learned_points, r.low, r.high, 1), f"{r.effect_logodds:+.3f}")
     console.print(points)
+    top = trained.top_reasons.head(5)
+    console.print(f"highest {trained.task} probabilities at {max(trained.split.test):%Y-%m-%d} and why:")
+    for r in top.itertuples():
+        why = "; ".join(x for x in (r.reason_1, r.reason_2, r.reason_3) if x)
+        console.print(f"  {r.customer_id}  p={r.probability:.2f}  (actual {int(r.label)})  {why}")
     if run.truth is not None:
         from signals.modeling.training import truth_agreement
 

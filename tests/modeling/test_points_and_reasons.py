@@ -75,6 +75,8 @@ def test_reason_wording_is_stable():
     assert describe("recency__sales_visit__days", 120.4, catalog=catalog) == "no sales visit for 120 days"
     assert describe("recency__seminar__days", float("nan"), catalog=catalog) == "never had a seminar"
     assert describe("temp_delta__webinar__14d", -1.25, catalog=catalog) == "webinar temperature down 1.2 over 14 days"
+    assert describe("temp_delta__call__30d", 0.01, catalog=catalog) == "call temperature flat over 30 days"
+    assert describe("temp__all__hl90d", 18.46, catalog=catalog) == "touch temperature 18.5 (90-day half-life)"
     assert describe("value__purchase__365d", 12000.0, catalog=catalog) == "12,000 spent on purchases in the last 365 days"
     assert describe("overdue__all__ratio", 3.0, catalog=catalog) == "quiet for 3.0x the usual gap between touches"
     assert describe("static__segment__attr", "Enterprise", catalog=catalog) == "segment is Enterprise"
@@ -99,7 +101,7 @@ def test_reasons_group_contributions_by_touchpoint_and_skip_what_lowers_the_scor
                                   "recency__sales_visit__days": [0.4], "freq__call__30d": [-0.1]})
     out = reasons(FixedContributions(contributions), X, catalog=SETTINGS.catalog)
     assert out.loc[0, "reason_group_1"] == "webinar"          # 0.2 + 0.3 beats 0.4
-    assert out.loc[0, "reason_1"] == "temperature of recent webinars 1.5 (30-day half-life)"
+    assert out.loc[0, "reason_1"] == "webinar temperature 1.5 (30-day half-life)"
     assert out.loc[0, "reason_2"] == "no sales visit for 130 days"
     assert out.loc[0, "reason_3"] == ""                        # the call lowers the score: not a reason
     assert out.loc[0, "reason_logodds_1"] == pytest.approx(0.5)

@@ -10,6 +10,7 @@ A bundle (``paths.models_dir / <task>``) holds everything needed to score and to
 ``metrics.csv``       every model and baseline on the test cutoffs, 95% intervals
 ``versus.csv``        ROC AUC of the model minus each baseline, paired bootstrap interval
 ``half_life.csv``     validation AUC of the learned temperature per candidate half-life
+``top_reasons.csv``   the 20 highest-scored customers of the last test cutoff, with their reasons
 ``summary.json``      split, row counts, settings, truth agreement (simulated data), seconds
 ``figures/*.png``     points, metrics, gains, calibration, half-life
 ====================  ==================================================================
@@ -79,6 +80,7 @@ def write_bundle(trained: TrainedTask, folder: Path, *, truth: dict | None, sett
     write_table(trained.metrics, folder / "metrics.csv")
     write_table(trained.versus, folder / "versus.csv")
     write_table(trained.half_life_table, folder / "half_life.csv")
+    write_table(trained.top_reasons, folder / "top_reasons.csv")
     agreement = truth_agreement(trained, truth) if truth is not None else None
     summary = {
         "task": trained.task,

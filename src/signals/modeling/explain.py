@@ -80,12 +80,15 @@ def describe(feature: str, value, *, catalog: Mapping[str, Touchpoint]) -> str:
         return "no usual rhythm yet" if missing else f"quiet for {value:.1f}x the usual gap between touches"
     if family in ("temp", "temp_prior", "temp_learned"):
         half_life = window[2:-1]
-        subject = f"{noun(2)}" if tp is not None else "all touches"
-        return f"temperature of recent {subject} {value:.1f} ({half_life}-day half-life)"
+        subject = f"{noun()} temperature" if tp is not None else {
+            "temp": "touch temperature", "temp_prior": "temperature (prior points)",
+            "temp_learned": "temperature (learned points)"}[family]
+        return f"{subject} {value:.1f} ({half_life}-day half-life)"
     if family in ("temp_delta", "temp_prior_delta"):
-        direction = "up" if value >= 0 else "down"
-        subject = f"{noun()} temperature" if tp is not None else "temperature"
-        return f"{subject} {direction} {abs(value):.1f} over {days} days"
+        subject = f"{noun()} temperature" if tp is not None else "touch temperature"
+        if abs(value) < 0.05:
+            return f"{subject} flat over {days} days"
+        return f"{subject} {'up' if value > 0 else 'down'} {abs(value):.1f} over {days} days"
     if family == "surge":
         return f"touch rate in the last {days} days {math.exp(value):.1f}x the usual"
     if family == "freq_change":

@@ -27,6 +27,7 @@ from signals.modeling.baselines import (
     rfm_score,
 )
 from signals.modeling.estimators import Calibrator, SignalModel
+from signals.modeling.explain import reasons
 from signals.modeling.metrics import bootstrap_metrics, paired_auc_difference
 from signals.modeling.points import (
     TASK_SIGN,
@@ -60,6 +61,7 @@ class TrainedTask:
     half_life_table: pd.DataFrame
     rows: dict[str, int]
     test_scores: pd.DataFrame        # customer_id, cutoff, label and every model's score / probability
+    top_reasons: pd.DataFrame        # the highest-scored rows of the last test cutoff with their reasons
     baseline_calibrators: dict[str, Calibrator] = field(default_factory=dict)
 
     @property
@@ -155,13 +157,19 @@ def fit_task(
     for name, (score, prob) in scores.items():
         test_scores[f"score__{name}"] = score
         test_scores[f"prob__{name}"] = prob
+    last_test = data.loc[test_mask, CUTOFF] == max(split.test)
+    X_last = data.loc[test_mask][last_test.to_numpy()]
+    top = X_last.assign(probability=model.probability(X_last[features])).nlargest(20, "probability")
+    top_reasons = reasons(model, top[[CUSTOMER_ID, CUTOFF, *features]], catalog=spec.catalog)
+    top_reasons.insert(2, "probability", top["probability"].to_numpy())
+    top_reasons.insert(3, "label", top[LABEL].to_numpy())
     rows = {
         "train": int(train_mask.sum()), "validation": int(val_mask.sum()), "test": int(test_mask.sum()),
         "train_positives": int(y_tr.sum()), "validation_positives": int(y_va.sum()), "test_positives": int(y_te.sum()),
         "features": len(features),
     }
     return TrainedTask(task, spec.with_learned_points(learned, half_life), model, split, metrics, versus, points,
-                       half_life, half_life_table, rows, test_scores, calibrators)
+                       half_life, half_life_table, rows, test_scores, top_reasons.reset_index(drop=True), calibrators)
 
 
 def truth_agreement(trained: TrainedTask, truth: dict) -> dict:
