@@ -8,7 +8,6 @@ marked slow; everything else runs on real CDNOW data in a few seconds.
 
 from __future__ import annotations
 
-import importlib.metadata
 import io
 import json
 from pathlib import Path
@@ -23,18 +22,12 @@ from benchmarks.bgnbd import count_purchase_days
 from signals.cutoffs import first_seen, scoring_cutoffs
 from signals.dataset import LABEL
 from signals.features.matrix import feature_columns
-from signals.io.cdnow import read_cdnow
+from signals.io.cdnow import cdnow_available, read_cdnow
 from signals.modeling.metrics import paired_auc_difference
 from signals.schemas import CUSTOMER_ID, CUTOFF, TS
 from signals.settings import load_settings
 
-try:
-    importlib.metadata.distribution("lifetimes")
-    HAVE_CDNOW = True
-except importlib.metadata.PackageNotFoundError:
-    HAVE_CDNOW = False
-
-pytestmark = pytest.mark.skipif(not HAVE_CDNOW, reason="CDNOW needs the optional extra: pip install 'signals[cdnow]'")
+pytestmark = pytest.mark.skipif(not cdnow_available(), reason="CDNOW needs the optional extra: pip install 'signals[cdnow]'")
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cdnow.yaml"
 CAL_END = pd.Timestamp("1997-10-01", tz="UTC")

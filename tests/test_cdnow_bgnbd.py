@@ -31,6 +31,7 @@ from scipy import integrate, stats
 
 from signals.io import cdnow
 from signals.io.cdnow import (
+    cdnow_available,
     cdnow_customers_summary_path,
     cdnow_path,
     read_cdnow,
@@ -38,13 +39,7 @@ from signals.io.cdnow import (
 )
 from signals.schemas import check_events
 
-try:
-    importlib.metadata.distribution("lifetimes")
-    HAVE_CDNOW = True
-except importlib.metadata.PackageNotFoundError:
-    HAVE_CDNOW = False
-
-needs_cdnow = pytest.mark.skipif(not HAVE_CDNOW, reason="CDNOW needs the optional extra: pip install 'signals[cdnow]'")
+needs_cdnow = pytest.mark.skipif(not cdnow_available(), reason="CDNOW needs the optional extra: pip install 'signals[cdnow]'")
 
 PAPER = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 LIFETIMES = {"r": 0.24259293, "alpha": 4.41353227, "a": 0.79288597, "b": 2.42575238}

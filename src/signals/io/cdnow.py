@@ -47,6 +47,7 @@ import pandas as pd
 from signals.schemas import CUSTOMER_ID, SOURCE, TOUCHPOINT, TS, VALUE
 
 __all__ = [
+    "cdnow_available",
     "CDNOW_SOURCE",
     "cdnow_customers_summary_path",
     "cdnow_path",
@@ -82,6 +83,15 @@ def _dataset_file(name: str) -> Path:
     raise FileNotFoundError(
         f"CDNOW data: the installed {_DISTRIBUTION!r} distribution has no {wanted}; {_INSTALL_HINT}"
     )
+
+
+def cdnow_available() -> bool:
+    """Whether the optional ``cdnow`` extra (the ``lifetimes`` wheel with the data files) is installed."""
+    try:
+        importlib.metadata.distribution(_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def cdnow_path() -> Path:
