@@ -159,9 +159,11 @@ def fit_task(
         test_scores[f"prob__{name}"] = prob
     last_test = data.loc[test_mask, CUTOFF] == max(split.test)
     X_last = data.loc[test_mask][last_test.to_numpy()]
-    top = X_last.assign(probability=model.probability(X_last[features])).nlargest(20, "probability")
+    probability = model.probability(X_last[features])
+    best = np.argsort(-probability, kind="stable")[:20]
+    top = X_last.iloc[best]
     top_reasons = reasons(model, top[[CUSTOMER_ID, CUTOFF, *features]], catalog=spec.catalog)
-    top_reasons.insert(2, "probability", top["probability"].to_numpy())
+    top_reasons.insert(2, "probability", probability[best])
     top_reasons.insert(3, "label", top[LABEL].to_numpy())
     rows = {
         "train": int(train_mask.sum()), "validation": int(val_mask.sum()), "test": int(test_mask.sum()),
