@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from signals.features._context import ragged_ranges
-from signals.features._window import events_before, index_events, index_rows
+from signals.features._window import EventIndex, events_before, index_events, index_rows
 from signals.features.matrix import build_features
 from signals.features.names import half_life_label
 from signals.features.spec import FeatureSpec
@@ -171,7 +171,7 @@ def learned_temperature(temps: pd.DataFrame, points: dict[str, float], half_life
 
 
 def choose_half_life(
-    events: pd.DataFrame,
+    events: pd.DataFrame | None,
     rows: pd.DataFrame,
     y,
     points: dict[str, float],
@@ -179,18 +179,19 @@ def choose_half_life(
     *,
     task: str,
     grid: tuple[float, ...],
-) -> tuple[float, pd.DataFrame]:
+    index: EventIndex | None = None,
+) -> tuple[float, pd.DataFrame, pd.DataFrame]:
     """The half-life of the grid whose learned temperature ranks ``rows`` best (ROC AUC on ``y``).
 
-    For churn the risk score is minus the temperature. Returns the best half-life and the
-    table of (half_life_days, roc_auc) for every candidate.
+    For churn the risk score is minus the temperature. Returns the best half-life, the table of
+    (half_life_days, roc_auc) for every candidate, and the per-type temperatures of ``rows`` at
+    every candidate (to score them without rebuilding). ``index`` reuses a prebuilt event index.
     """
-    temp_spec = spec.temperature_only(tuple(grid))
-    temps = build_features(events, rows[[CUSTOMER_ID, CUTOFF]], temp_spec)
+    temps = build_features(events, rows[[CUSTOMER_ID, CUTOFF]], spec.temperature_only(tuple(grid)), index=index)
     sign = TASK_SIGN[task]
     table = pd.DataFrame({
         "half_life_days": list(grid),
         "roc_auc": [roc_auc(y, sign * learned_temperature(temps, points, h)) for h in grid],
     })
     best = float(table.loc[table["roc_auc"].idxmax(), "half_life_days"])
-    return best, table
+    return best, table, temps

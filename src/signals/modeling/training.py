@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 
 from signals.cutoffs import training_cutoffs
 from signals.dataset import LABEL, build_training_set
+from signals.features._window import index_events
 from signals.features.matrix import build_features, feature_columns
 from signals.features.spec import FeatureSpec
 from signals.labels import horizon_days
@@ -37,7 +38,7 @@ from signals.modeling.points import (
     touch_effects,
 )
 from signals.modeling.splits import TimeSplit, time_split
-from signals.schemas import CUSTOMER_ID, CUTOFF
+from signals.schemas import CUSTOMER_ID, CUTOFF, check_events
 from signals.settings import Settings
 
 __all__ = ["MODEL_NAME", "TrainedTask", "fit_task", "truth_agreement"]
@@ -95,6 +96,8 @@ def fit_task(
     ms = settings.model
     horizon = horizon_days(task, settings.labels)
     spec = FeatureSpec.from_settings(settings)
+    events = check_events(events, spec.touchpoints)
+    index = index_events(events, spec.touchpoints)  # sorted once, shared by every feature build below
     _note(progress, f"cutoffs: {settings.cutoffs.n_training} {settings.cutoffs.frequency}, {horizon}-day horizon")
     cutoffs = training_cutoffs(
         events, horizon_days=horizon, n_cutoffs=settings.cutoffs.n_training, frequency=settings.cutoffs.frequency,
@@ -102,7 +105,8 @@ def fit_task(
         min_history_days=settings.cutoffs.min_history_days,
     )
     _note(progress, f"features and labels for {len(cutoffs):,} rows")
-    data = build_training_set(events, cutoffs, spec, task=task, labels=settings.labels, customers=customers)
+    data = build_training_set(events, cutoffs, spec, task=task, labels=settings.labels, customers=customers,
+                              index=index)
     split = time_split(data[CUTOFF], n_validation=ms.validation_cutoffs, n_test=ms.test_cutoffs,
                        horizon_days=horizon, embargo=ms.embargo)
     train_mask, val_mask, test_mask = split.masks(data)
@@ -136,13 +140,13 @@ def fit_task(
     effects = touch_effects(model, events, reference, spec, customers=customers)
     points = points_table(effects, reference[CUSTOMER_ID], spec, task=task, rounds=ms.bootstrap_rounds, seed=ms.seed)
     learned = dict(zip(points["touchpoint"], points["learned_points"], strict=True))
-    half_life, half_life_table = choose_half_life(events, validation_rows, y_va, learned, spec, task=task,
-                                                  grid=ms.half_life_grid_days)
-    temp_spec = spec.temperature_only((half_life,))
+    half_life, half_life_table, val_temps = choose_half_life(None, validation_rows, y_va, learned, spec, task=task,
+                                                             grid=ms.half_life_grid_days, index=index)
     sign = TASK_SIGN[task]
-    temp_val = sign * learned_temperature(build_features(events, validation_rows, temp_spec), learned, half_life)
-    temp_test = sign * learned_temperature(build_features(events, data.loc[test_mask, [CUSTOMER_ID, CUTOFF]], temp_spec),
-                                           learned, half_life)
+    temp_val = sign * learned_temperature(val_temps, learned, half_life)
+    test_temps = build_features(None, data.loc[test_mask, [CUSTOMER_ID, CUTOFF]], spec.temperature_only((half_life,)),
+                                index=index)
+    temp_test = sign * learned_temperature(test_temps, learned, half_life)
     add_baseline(LEARNED_TEMPERATURE, temp_val, temp_test)
 
     _note(progress, f"metrics on {len(X_te):,} test rows, {ms.bootstrap_rounds} bootstrap rounds over customers")
