@@ -215,7 +215,8 @@ class ModelSettings(_Frozen):
     validation_cutoffs: int = Field(default=2, ge=1)
     test_cutoffs: int = Field(default=2, ge=1)
     embargo: bool = Field(default=True, description="leave one label horizon between train, validation and test")
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration: Literal["isotonic", "sigmoid"] = Field(
+        default="sigmoid", description="sigmoid keeps the ranking strictly (no ties among top customers)")
     lightgbm: LightGBMSettings = LightGBMSettings()
     half_life_grid_days: tuple[float, ...] = (7, 14, 21, 30, 45, 60, 90)
     points_reference_rows: int = Field(default=3000, ge=10)

@@ -97,7 +97,7 @@ class SignalModel:
     calibrator_ : Calibrator
     """
 
-    def __init__(self, lightgbm: LightGBMSettings | None = None, calibration: str = "isotonic", seed: int = 42) -> None:
+    def __init__(self, lightgbm: LightGBMSettings | None = None, calibration: str = "sigmoid", seed: int = 42) -> None:
         self.lightgbm = lightgbm
         self.calibration = calibration
         self.seed = seed

@@ -125,7 +125,7 @@ def fit_task(
     calibrators: dict[str, Calibrator] = {}
 
     def add_baseline(name: str, val_score: np.ndarray, test_score: np.ndarray) -> None:
-        calibrators[name] = Calibrator("isotonic").fit(val_score, y_va)
+        calibrators[name] = Calibrator(ms.calibration).fit(val_score, y_va)
         scores[name] = (test_score, calibrators[name].predict(test_score))
 
     logistic = LogisticBaseline().fit(X_tr, y_tr)
