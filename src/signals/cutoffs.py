@@ -63,14 +63,12 @@ def first_seen(events: pd.DataFrame, customers: pd.DataFrame | None = None) -> p
 
     Returns a UTC Series indexed by customer id (str).
     """
-    ids = events[CUSTOMER_ID].astype(str)
-    seen = pd.Series(events[TS].to_numpy(dtype="datetime64[ns]"), index=ids.to_numpy()).groupby(level=0).min()
-    seen = to_utc(seen, what="events.ts").set_axis(seen.index)
+    seen = events.groupby(CUSTOMER_ID, observed=True, sort=False)[TS].min()  # no per-row string copies
+    seen.index = seen.index.astype(str)
     if customers is not None and "first_seen" in customers.columns:
         table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen").to_numpy(),
                           index=customers[CUSTOMER_ID].astype(str).to_numpy())
         seen = pd.concat([seen, table]).groupby(level=0).min()
-        seen = to_utc(seen).set_axis(seen.index)
     seen.index.name = CUSTOMER_ID
     return seen
 
