@@ -65,6 +65,7 @@ def first_seen(events: pd.DataFrame, customers: pd.DataFrame | None = None) -> p
     """
     seen = events.groupby(CUSTOMER_ID, observed=True, sort=False)[TS].min()  # no per-row string copies
     seen.index = seen.index.astype(str)
+    seen = seen.sort_index()  # a stable customer order, whatever the order of the events
     if customers is not None and "first_seen" in customers.columns:
         table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen").to_numpy(),
                           index=customers[CUSTOMER_ID].astype(str).to_numpy())
