@@ -21,7 +21,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # settings
-    "ConfigError": "signals.settings",
+    "ConfigError": "signals.errors",
+    "DataError": "signals.errors",
+    "OutputError": "signals.errors",
+    "SignalsError": "signals.errors",
     "Settings": "signals.settings",
     "load_settings": "signals.settings",
     # data
@@ -32,7 +35,7 @@ _EXPORTS = {
     "messy_sources": "signals.simulate",
     "ingest": "signals.ingest",
     "IngestResult": "signals.ingest",
-    "IngestError": "signals.ingest",
+    "IngestError": "signals.errors",
     # cutoffs, features, labels
     "cutoff_grid": "signals.cutoffs",
     "training_cutoffs": "signals.cutoffs",
@@ -72,10 +75,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.cutoffs import cutoff_grid, scoring_cutoffs, training_cutoffs
     from signals.dataset import build_training_set
+    from signals.errors import ConfigError, DataError, IngestError, OutputError, SignalsError
     from signals.features.matrix import build_features
     from signals.features.reference import reference_features
     from signals.features.spec import FeatureSpec
-    from signals.ingest import IngestError, IngestResult, ingest
+    from signals.ingest import IngestResult, ingest
     from signals.labels import churn_within, purchase_within
     from signals.modeling.estimators import SignalModel
     from signals.modeling.explain import reasons
@@ -84,5 +88,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.modeling.splits import time_split
     from signals.modeling.training import TrainedTask, fit_task
     from signals.schemas import check_cutoffs, check_events
-    from signals.settings import ConfigError, Settings, load_settings
+    from signals.settings import Settings, load_settings
     from signals.simulate import SimulatedWorld, messy_sources, simulate_crm

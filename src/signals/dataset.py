@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from signals.features._window import EventIndex
 from signals.features.matrix import build_features
 from signals.features.spec import FeatureSpec
+from signals.features.window import EventIndex
 from signals.labels import label_cutoffs
 from signals.schemas import CUSTOMER_ID, CUTOFF, check_cutoffs, check_events
 from signals.settings import LabelSettings

@@ -70,26 +70,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from signals.errors import IngestError
+from signals.io.sources import read_source
 from signals.schemas import CUSTOMER_ID, EVENT_COLUMNS, SOURCE, TOUCHPOINT, TS, VALUE
 from signals.settings import SourceSettings
-
-
-class IngestError(ValueError):
-    """Sources cannot be ingested: a missing file or variable, a failing query, a column or mapping to fix.
-
-    The message says what is wrong and which configuration key to change. With ``strict=True``,
-    also raised when rows were rejected; ``result`` then holds the :class:`IngestResult` (so the
-    rejects can still be written and shown), otherwise it is ``None``.
-    """
-
-    def __init__(self, message: str, *, result: IngestResult | None = None) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-# The readers raise IngestError, so they are imported after it is defined (signals.io.sources
-# imports it from here lazily, at call time).
-from signals.io.sources import read_source  # noqa: E402
 
 __all__ = [
     "REASONS",

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from signals.features._window import days_to_ns, events_before, index_events, index_rows
+from signals.features.window import days_to_ns, end_of_known, index_events, index_rows
 from signals.schemas import TOUCHPOINT, check_cutoffs, check_events
 from signals.settings import LabelSettings, Touchpoint
 
@@ -47,8 +47,8 @@ class _RoleEvents:
 
     def count(self, start_days: float, end_days: float, types: list[str] | None = None) -> np.ndarray:
         """Events in ``[cutoff + start_days, cutoff + end_days)`` (negative days = the past)."""
-        hi = events_before(self.index, self.cust, self.cutoff + days_to_ns(end_days))
-        lo = events_before(self.index, self.cust, self.cutoff + days_to_ns(start_days))
+        hi = end_of_known(self.index, self.cust, self.cutoff + days_to_ns(end_days))
+        lo = end_of_known(self.index, self.cust, self.cutoff + days_to_ns(start_days))
         if types is None or set(types) == set(self.types):
             return hi - lo
         codes = [self.types.index(t) for t in types]
@@ -58,7 +58,7 @@ class _RoleEvents:
 
     def last_type_before_cutoff(self) -> np.ndarray:
         """Type code of the customer's last event before the cutoff (-1 if none)."""
-        now = events_before(self.index, self.cust, self.cutoff)
+        now = end_of_known(self.index, self.cust, self.cutoff)
         has = now > self.index.block[self.cust]
         out = np.full(len(now), -1, dtype=np.int64)
         out[has] = self.index.type_code[now[has] - 1]

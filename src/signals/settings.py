@@ -25,6 +25,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from signals.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "CutoffSettings",
@@ -45,10 +47,6 @@ __all__ = [
 
 TouchpointRole = Literal["engagement", "purchase", "renewal", "cancellation"]
 RESERVED_TOUCHPOINT_NAMES = frozenset({"all", "customer", "company", "prior", "learned"})
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is wrong; the message says where and what to fix."""
 
 
 class _Frozen(BaseModel):

@@ -15,20 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from signals.features._window import EventIndex, days_to_ns, events_before, index_events, index_rows
+from signals.features.window import (
+    EventIndex,
+    days_to_ns,
+    end_of_known,
+    index_events,
+    index_rows,
+    ragged_ranges,
+)
 from signals.schemas import NS_PER_DAY
 
-__all__ = ["PointInTime", "ragged_ranges", "segment_sums"]
-
-
-def ragged_ranges(lo: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(lo[i], lo[i] + lengths[i])`` for all ``i`` (vectorised)."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    offsets = np.repeat(lo - (ends - lengths), lengths)
-    return np.arange(total, dtype=np.int64) + offsets
+__all__ = ["PointInTime", "segment_sums"]
 
 
 def segment_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -111,10 +108,10 @@ class PointInTime:
         return self.index.block[self.rows.cust]
 
     def positions(self, days_before: float = 0) -> np.ndarray:
-        """For each row, ``events_before(cutoff - days_before)``: events known then end here."""
+        """For each row, ``end_of_known(cutoff - days_before)``: events known then end here."""
         offset = days_to_ns(days_before)
         if offset not in self._positions:
-            self._positions[offset] = events_before(self.index, self.rows.cust, self.rows.cutoff - offset)
+            self._positions[offset] = end_of_known(self.index, self.rows.cust, self.rows.cutoff - offset)
         return self._positions[offset]
 
     def type_positions(self, k: int) -> np.ndarray:

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from signals.features._context import PointInTime
-from signals.features._window import EventIndex, index_events
 from signals.features.frequency import compute_frequency
 from signals.features.recency import compute_recency
 from signals.features.spec import FeatureSpec
@@ -34,6 +33,7 @@ from signals.features.static import compute_static
 from signals.features.temperature import compute_temperature
 from signals.features.trend import compute_trend
 from signals.features.value import compute_value
+from signals.features.window import EventIndex, index_events
 from signals.schemas import CUSTOMER_ID, CUTOFF, check_cutoffs, check_events
 
 __all__ = ["build_features", "feature_columns", "index_events"]

@@ -5,7 +5,7 @@ A reader returns the source's rows untouched; mapping and validation happen in
 zeros, an empty field is ``""``, nothing is guessed); Parquet comes as stored (tz-aware timestamp
 columns stay aware); SQL comes as the driver returns it.
 
-Every user mistake is an :class:`signals.ingest.IngestError` whose message names the source, what is
+Every user mistake is an :class:`signals.errors.IngestError` whose message names the source, what is
 wrong and the configuration key to fix: a file that does not exist, an unreadable file, an
 environment variable that is not set, a database URL that is wrong, a query that fails (with the
 database's own message). Database URLs in messages never show a password.
@@ -21,15 +21,13 @@ from typing import NoReturn
 
 import pandas as pd
 
+from signals.errors import IngestError
 from signals.settings import SourceSettings
 
 __all__ = ["read_source", "source_url"]
 
 
 def _fail(message: str) -> NoReturn:
-    # signals.ingest imports this module for its default reader: import the error at call time.
-    from signals.ingest import IngestError
-
     raise IngestError(message)
 
 
@@ -129,7 +127,7 @@ def _read_sql(source: SourceSettings) -> pd.DataFrame:
 
 
 def read_source(source: SourceSettings) -> pd.DataFrame:
-    """Read one source's raw rows (see the module docstring); errors are :class:`~signals.ingest.IngestError`."""
+    """Read one source's raw rows (see the module docstring); errors are :class:`~signals.errors.IngestError`."""
     if source.kind == "csv":
         return _read_csv(source)
     if source.kind == "parquet":

@@ -1,21 +1,26 @@
 """Reading and writing the package's own tables (events, customers, features, rejects).
 
 Parquet keeps dtypes (categoricals, UTC timestamps); CSV is for humans and spreadsheets.
-The format follows the file suffix. Parent folders are created on write.
+The format follows the file suffix. Parent folders are created on write. Every write is atomic
+(:func:`signals.io.atomic.atomic_file`): a crash leaves the old file or none, never half a file.
+JSON is strict: ``NaN`` and infinities are written as ``null``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from signals.io.atomic import atomic_file
 from signals.schemas import check_events
 
-__all__ = ["read_events", "read_json", "read_table", "write_json", "write_table"]
+__all__ = ["dumps_strict", "read_events", "read_json", "read_table", "strict_json_value", "write_json", "write_table"]
 
 _SUFFIXES = (".parquet", ".csv")
 
@@ -31,11 +36,11 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` to ``path`` (Parquet or CSV by suffix), creating parent folders; returns the path."""
     path = Path(path)
     suffix = _suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)
+    with atomic_file(path) as tmp:
+        if suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
     return path
 
 
@@ -55,10 +60,34 @@ def read_events(path: str | Path, touchpoints: Iterable[str] | None = None) -> p
     return check_events(read_table(path), touchpoints)
 
 
+def strict_json_value(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, inf) replaced by ``None`` and NumPy scalars as Python ones.
+
+    >>> strict_json_value({"auc": float("nan"), "n": np.int64(3), "xs": [1.5, float("inf")]})
+    {'auc': None, 'n': 3, 'xs': [1.5, None]}
+    """
+    if isinstance(obj, dict):
+        return {str(k): strict_json_value(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json_value(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps_strict(obj: Any) -> str:
+    """Strict JSON text (no ``NaN``): non-finite floats become ``null``; other objects use ``str``."""
+    return json.dumps(strict_json_value(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+
+
 def write_json(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` as strict JSON (see :func:`dumps_strict`), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    text = dumps_strict(obj) + "\n"
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

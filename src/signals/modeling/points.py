@@ -23,11 +23,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from signals.features._context import ragged_ranges
-from signals.features._window import EventIndex, events_before, index_events, index_rows
 from signals.features.matrix import build_features
 from signals.features.names import half_life_label
 from signals.features.spec import FeatureSpec
+from signals.features.window import (
+    EventIndex,
+    end_of_known,
+    index_events,
+    index_rows,
+    ragged_ranges,
+)
 from signals.modeling.estimators import SignalModel
 from signals.modeling.metrics import roc_auc
 from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_SECOND, SOURCE, TOUCHPOINT, TS, VALUE
@@ -72,7 +77,7 @@ def touch_effects(
     types = list(spec.touchpoints)
     index, rows = index_rows(index_events(events, types), reference[[CUSTOMER_ID, CUTOFF]])
     start = index.block[rows.cust]
-    end = events_before(index, rows.cust, rows.cutoff)
+    end = end_of_known(index, rows.cust, rows.cutoff)
     lengths = end - start
     history = ragged_ranges(start, lengths)
     owner = np.repeat(np.arange(len(rows)), lengths)

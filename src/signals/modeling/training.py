@@ -17,9 +17,9 @@ from scipy.stats import spearmanr
 
 from signals.cutoffs import training_cutoffs
 from signals.dataset import LABEL, build_training_set
-from signals.features._window import index_events
 from signals.features.matrix import build_features, feature_columns
 from signals.features.spec import FeatureSpec
+from signals.features.window import index_events
 from signals.labels import horizon_days
 from signals.modeling.baselines import (
     LogisticBaseline,

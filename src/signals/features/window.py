@@ -1,7 +1,7 @@
 """The point-in-time rule, in one place.
 
 A feature at a cutoff ``T`` sees only events with ``ts < T``; a window of length ``w`` is
-``[T - w, T)``. Every builder gets its events through :func:`events_before` on an
+``[T - w, T)``. Every builder gets its events through :func:`end_of_known` on an
 :class:`EventIndex`, so the rule is written (and tested) exactly once.
 
 How it is fast: events are sorted once by ``(customer, ts)`` and given an ``int64`` search key
@@ -25,9 +25,10 @@ __all__ = [
     "EventIndex",
     "Rows",
     "days_to_ns",
-    "events_before",
+    "end_of_known",
     "index_events",
     "index_rows",
+    "ragged_ranges",
 ]
 
 
@@ -65,7 +66,7 @@ class EventIndex:
     cust, ts, type_code, value : np.ndarray
         Per event (sorted): customer code, UTC time in ns, type code, value.
     key : np.ndarray
-        ``cust * span + second`` (int64), sorted; the search key of :func:`events_before`.
+        ``cust * span + second`` (int64), sorted; the search key of :func:`end_of_known`.
     block : np.ndarray
         ``block[c]:block[c + 1]`` are customer ``c``'s events (length ``n_customers + 1``).
     """
@@ -155,13 +156,23 @@ def index_rows(index: EventIndex, cutoffs: pd.DataFrame) -> tuple[EventIndex, Ro
     return index, Rows(cust, cutoff)
 
 
-def events_before(index: EventIndex, cust: np.ndarray, instant_ns: np.ndarray) -> np.ndarray:
+def end_of_known(index: EventIndex, cust: np.ndarray, instant_ns: np.ndarray) -> np.ndarray:
     """Global position of the first event of ``cust`` at or after ``instant_ns``.
 
     Equivalently ``index.block[cust] + (number of cust's events with ts < instant)``: the events
-    of customer ``c`` known at instant ``B`` are ``index.block[c]:events_before(index, c, B)``.
+    of customer ``c`` known at instant ``B`` are ``index.block[c]:end_of_known(index, c, B)``.
     This is the point-in-time rule; instants must be whole seconds (exact comparison).
     """
     rel = instant_ns // NS_PER_SECOND - index.origin_s
     np.clip(rel, 0, index.span - 1, out=rel)
     return np.searchsorted(index.key, cust * index.span + rel, side="left")
+
+
+def ragged_ranges(lo: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(lo[i], lo[i] + lengths[i])`` for all ``i`` (vectorised)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    offsets = np.repeat(lo - (ends - lengths), lengths)
+    return np.arange(total, dtype=np.int64) + offsets
