@@ -9,7 +9,7 @@ export DO_NOT_TRACK := true
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint bench measure lock clean
+.PHONY: help setup system-deps demo test test-fast lint bench measure lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,18 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install signals with its test tools
+
+# Real servers for the integration tests (PostgreSQL, a JRE for Spark, headless Chromium), from
+# Debian's packages; only what is missing is installed. Without them those tests skip with a reason.
+SYSTEM_PACKAGES := postgresql default-jre-headless chromium
+system-deps: ## install PostgreSQL, a JRE and Chromium from Debian's packages (root; skips what is there)
+	@missing=""; \
+	command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	{ command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then echo "system-deps: all present ($(SYSTEM_PACKAGES))"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "system-deps: missing$$missing; run as root (or sudo make system-deps); the tests that need them will skip"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 demo: $(STAMP) ## simulate a CRM, ingest its messy exports, build features, train and report
 	$(BIN)/signals demo --config configs/demo.yaml
