@@ -42,6 +42,7 @@ __all__ = [
     "SinkSettings",
     "SourceSettings",
     "Touchpoint",
+    "ViewSettings",
     "load_settings",
 ]
 
@@ -325,6 +326,100 @@ class PathSettings(_Frozen):
     models_dir: Path = Path("models")
 
 
+class SegmentSettings(_Frozen):
+    """Seed 003's contact-frequency segments (:mod:`signals.views._segments`). Contacts are every
+    touch except ``views.ignore_touchpoints``; a customer's frequency is its contacts in the last
+    ``window_days``. The default thresholds are what ``signals.views.choose_segment_thresholds``
+    picks on the training cutoffs of the demo world (``configs/demo.yaml``; ``signals report`` shows
+    its pick on any data)."""
+
+    window_days: int = Field(default=90, gt=0)
+    new_days: int = Field(default=180, ge=0, description="first seen fewer than this many days ago: new")
+    nurture_min_contacts: int = Field(default=14, ge=1, description="nurture: at least this many contacts in the window")
+    stop_max_peak_contacts: int = Field(default=8, ge=0, description="stop_spending: never more contacts in any window")
+    follow_up_max_ratio: float = Field(default=0.65, gt=0, lt=1, description="follow_up: (last + 1) / (before + 1) at most this")
+    min_share: float = Field(default=0.05, gt=0, lt=1, description="threshold search: smallest segment share allowed")
+    max_share: float = Field(default=0.30, gt=0, le=1, description="threshold search: largest segment share allowed")
+
+    @model_validator(mode="after")
+    def _order(self) -> SegmentSettings:
+        if self.nurture_min_contacts <= self.stop_max_peak_contacts:
+            raise ValueError("nurture_min_contacts must be larger than stop_max_peak_contacts")
+        if self.min_share >= self.max_share:
+            raise ValueError("min_share must be smaller than max_share")
+        return self
+
+
+class ContactViewSettings(_Frozen):
+    """Seed 000's contact rate and the dose-response of company-initiated contacts."""
+
+    dose_window_days: int = Field(default=90, gt=0)
+    dose_bins: tuple[int, ...] = Field(default=(0, 1, 2, 3, 5, 8), description="lower edges of the contact-count bins")
+
+    @field_validator("dose_bins")
+    @classmethod
+    def _bins(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or v[0] != 0 or list(v) != sorted(set(v)):
+            raise ValueError(f"dose_bins must start at 0 and increase strictly, got {list(v)}")
+        return v
+
+
+class RetentionSettings(_Frozen):
+    """Seed 004's cohort retention (contractual: active subscribers; non-contractual: active in the lookback)."""
+
+    cohort: Literal["first_purchase", "first_seen"] = "first_purchase"
+    max_months: int = Field(default=24, gt=0)
+    lookback_days: int | None = Field(default=None, gt=0, description="non-contractual; null = labels.churn.lookback_days")
+
+
+class TimelineSettings(_Frozen):
+    """Seed 002's temperature timeline and its alarm lines (population quantiles at the as-of date)."""
+
+    surge_days: int = Field(default=14, gt=0, description="kizashi: temperature rise over this many days")
+    surge_quantile: float = Field(default=0.95, gt=0, lt=1, description="kizashi line: this quantile of the rise")
+    cold_quantile: float = Field(default=0.2, gt=0, lt=1, description="cooling line: this quantile among active customers")
+
+
+class JourneySettings(_Frozen):
+    """Seed 001's journey stages. Before a purchase, a customer is in the furthest stage it touched in
+    the last ``recent_days`` (awareness when none); an active customer is in ``purchase`` (bought in
+    the last ``purchase_days``), ``at_risk`` (no contact in ``at_risk_quiet_days``) or ``retention``."""
+
+    awareness: tuple[str, ...] = ("newsletter", "email_open", "web_visit", "call")
+    interest: tuple[str, ...] = ("email_click", "webinar", "seminar")
+    consideration: tuple[str, ...] = ("doc_request", "inquiry", "sales_visit")
+    recent_days: int = Field(default=90, gt=0)
+    purchase_days: int = Field(default=90, gt=0)
+    at_risk_quiet_days: int = Field(default=60, gt=0)
+    conversion_days: int = Field(default=90, gt=0)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> JourneySettings:
+        listed = [*self.awareness, *self.interest, *self.consideration]
+        twice = sorted({t for t in listed if listed.count(t) > 1})
+        if twice:
+            raise ValueError(f"a touchpoint belongs to one stage only, repeated: {twice}")
+        return self
+
+
+class ReportSettings(_Frozen):
+    timeline_customers: int = Field(default=3, ge=0, description="customers drawn in the report's timelines")
+    top_alarms: int = Field(default=20, ge=0)
+
+
+class ViewSettings(_Frozen):
+    """The seeds' business views (:mod:`signals.views`) and ``signals report``."""
+
+    ignore_touchpoints: tuple[str, ...] = Field(default=("newsletter",), description="not counted as contacts")
+    evidence_cutoffs: int = Field(default=6, gt=0, description="latest grid cutoffs the evidence tables use")
+    segments: SegmentSettings = SegmentSettings()
+    contact: ContactViewSettings = ContactViewSettings()
+    retention: RetentionSettings = RetentionSettings()
+    timeline: TimelineSettings = TimelineSettings()
+    journey: JourneySettings = JourneySettings()
+    report: ReportSettings = ReportSettings()
+
+
 class Settings(_Frozen):
     """All settings of a run. Build with :func:`load_settings`."""
 
@@ -339,6 +434,7 @@ class Settings(_Frozen):
     simulate: SimulateSettings = SimulateSettings()
     ingest: IngestSettings = IngestSettings()
     paths: PathSettings = PathSettings()
+    views: ViewSettings = ViewSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -358,6 +454,20 @@ class Settings(_Frozen):
             if name in RESERVED_TOUCHPOINT_NAMES:
                 raise ValueError(f"touchpoint name {name!r} is reserved")
         return v
+
+    @model_validator(mode="after")
+    def _views_use_the_catalog(self) -> Settings:
+        # the default lists name default-catalog types: a replaced catalog (configs/cdnow.yaml) just
+        # skips the ones it lacks; a list the config writes itself must name catalog types only
+        j, default_views = self.views.journey, ViewSettings()
+        named = {"views.ignore_touchpoints": (self.views.ignore_touchpoints, default_views.ignore_touchpoints)}
+        for stage in ("awareness", "interest", "consideration"):
+            named[f"views.journey.{stage}"] = (getattr(j, stage), getattr(default_views.journey, stage))
+        for key, (names, default) in named.items():
+            unknown = sorted(set(names) - set(self.catalog))
+            if unknown and names != default:
+                raise ValueError(f"{key}: touchpoint(s) {unknown} are not in the catalog")
+        return self
 
     def touchpoints_with_role(self, *roles: str) -> list[str]:
         """Catalog names whose role is one of ``roles``, in catalog order."""
