@@ -305,3 +305,94 @@ def demo_command(
         run_demo(settings, console=console, show_training=print_training, show_ingest=_ingest_table)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
+
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Date (its first moment in the config's timezone) or time; only events before it "
+                                 "are used. Default: the day after the last event."),
+]
+
+
+@app.command("report")
+def report_command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_of: AsOfOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file to write; default: paths.reports_dir/report_<date>.html.")
+    ] = None,
+    customer: Annotated[
+        list[str] | None,
+        typer.Option("--customer", help="Customer whose temperature timeline to draw (repeatable); default: the "
+                                        "sharpest current rise, the coldest active customer and the busiest nurture one."),
+    ] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="Scores of `signals score` (.parquet/.csv) for the top-alarms section; default: "
+                                      "the sink table when sink.kind is sqlite and its file exists."),
+    ] = None,
+    models: Annotated[
+        Path | None, typer.Option("--models", help="Folder of trained bundles <task>/; default: paths.models_dir.")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report of the seeds' business views as of a date.
+
+    Sections: contact-frequency segments (nurture / follow_up / stop_spending / new / steady) with their later purchase and churn rates on out-of-time cutoffs; contact rate per month by channel and initiator, and the dose-response of company contacts; cohort retention (contractual and non-contractual) with heat maps; temperature timelines with the kizashi and cooling lines; journey stages, the journey map and stage-to-stage conversion; learned points next to the priors (when models/<task>/ exists); the top alarms (when scores exist). Figures are embedded: the page opens offline. The file is written atomically.
+    """
+    from signals.errors import SignalsError
+    from signals.jobs.report import run_report
+
+    settings = load_cli_settings(config, overrides)
+    try:
+        run = run_report(settings, as_of=as_of, out=out, customer_ids=customer, scores=scores, models_dir=models,
+                         config_name=str(config or ""), progress=lambda m: err_console.print(f"  {m}", style="dim"))
+    except (FileNotFoundError, ValueError, SignalsError) as exc:
+        fail(str(exc))
+        return
+    summary = run.report.summary
+    console.print(f"segments: {summary['segment_verdict']['text']}")
+    console.print(f"dose-response: {summary['dose_verdict']}")
+    lines = summary["alarm_lines"]
+    console.print(f"today: {lines['kizashi_now']:,} customers at or above the kizashi line, {lines['cooling_now']:,} "
+                  f"active customers below the cold line")
+    console.print(f"report ({len(summary['figures'])} figures) -> {run.path} ({run.seconds:.1f} s)")
+
+
+@app.command("timeline")
+def timeline_command(
+    customer_ids: Annotated[list[str], typer.Argument(help="One or a few customer ids (text, e.g. C000042).")],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_of: AsOfOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the PNG files; default: paths.reports_dir.")
+    ] = None,
+    days: Annotated[int | None, typer.Option("--days", min=1, help="Only the last N days (default: all history).")] = None,
+    models: Annotated[
+        Path | None, typer.Option("--models", help="Folder of trained bundles <task>/; default: paths.models_dir.")
+    ] = None,
+) -> None:
+    """Plot a customer's temperature over time (seed 002): prior and learned points, every touch by type, alarms.
+
+    Writes timeline_<id>_<date>.png per customer: the temperature with the prior points and, when models/<task>/ exists, with each model's learned points; every touch marked by type and initiator; the cold line (cooling alarm) and the kizashi line on the 14-day rise, placed on the whole customer base at the as-of date. Prints the alarms that fired.
+    """
+    from signals.errors import SignalsError
+    from signals.jobs.report import run_timeline
+
+    settings = load_cli_settings(config, overrides)
+    try:
+        run = run_timeline(settings, customer_ids, as_of=as_of, out_dir=out, days=days, models_dir=models)
+    except (FileNotFoundError, ValueError, SignalsError) as exc:
+        fail(str(exc))
+        return
+    lines = run.timeline.lines
+    console.print(f"kizashi line {lines.surge:.1f} points ({lines.surge_days}-day rise of '{lines.kizashi_curve}'), "
+                  f"cold line {lines.cold:.1f} points ('{lines.cooling_curve}')")
+    for cid, path in run.files.items():
+        temps = run.timeline.temperatures[run.timeline.temperatures["customer_id"] == cid].iloc[-1]
+        alarms = run.timeline.alarms[run.timeline.alarms["customer_id"] == cid]
+        now = ", ".join(f"{c.name} {temps[c.name]:.1f}" for c in run.timeline.curves)
+        last = ", ".join(f"{r.alarm} {r.at.tz_convert(settings.timezone):%Y-%m-%d}" for r in alarms.tail(3).itertuples())
+        console.print(f"{cid} (segment {run.segments.get(cid) or '-'}): now {now}; {len(alarms)} alarm(s)"
+                      + (f", last: {last}" if last else "") + f" -> {path}")
