@@ -51,6 +51,7 @@ bench: $(STAMP) ## run the speed benchmarks (JSON on stdout; the features one ta
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_views.py
 
 measure: $(STAMP) ## model figures: simulator (known truth) and CDNOW (real purchases), JSON + tables
 	$(BIN)/python benchmarks/simulator_models.py

@@ -112,9 +112,8 @@ def contact_rate(events: pd.DataFrame, as_of, settings: Settings, *, customers: 
 def company_contacts(history: History, rows: Rows, days: float | None = None) -> np.ndarray:
     """Company-initiated contacts (``views.ignore_touchpoints`` excluded) in ``[T - days, T)`` per row."""
     days = days if days is not None else history.settings.views.contact.dose_window_days
-    company = [t for t in history.contacts.touchpoints if history.catalog[t].initiated_by == "company"
-               and t not in history.settings.views.ignore_touchpoints]
-    return history.count(history.events_of(company), rows, days)
+    company = [t for t in history.contact_types if history.catalog[t].initiated_by == "company"]
+    return history.count(company, rows, days)
 
 
 def dose_bins(edges: tuple[int, ...]) -> list[str]:

@@ -12,7 +12,7 @@ the features: a window of ``w`` days at ``T`` is ``[T - w, T)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cached_property
 
 import numpy as np
@@ -138,21 +138,26 @@ class History:
         return [name for name, tp in self.catalog.items() if tp.role in roles]
 
     # ---- type subsets, built once --------------------------------------------------------------
+    def is_type(self, names: Iterable[str]) -> np.ndarray:
+        """Per event of the index: is its type in ``names``? (a lookup table, not a set search)."""
+        table = np.zeros(len(self.index.touchpoints), dtype=bool)
+        table[self.type_codes(names)] = True
+        return table[self.index.type_code]
+
     def events_of(self, names: Iterable[str]) -> EventIndex:
         """The events of the types ``names`` (one shared customer numbering), cached."""
         key = tuple(sorted(set(names) & set(self.index.touchpoints)))
         cache = self.__dict__.setdefault("_subsets", {})
         if key not in cache:
-            codes = self.type_codes(key)
-            cache[key] = self.index if len(codes) == len(self.index.touchpoints) else _subset(
-                self.index, np.isin(self.index.type_code, codes))
+            cache[key] = (self.index if len(key) == len(self.index.touchpoints)
+                          else _subset(self.index, self.is_type(key)))
         return cache[key]
 
     @cached_property
-    def contacts(self) -> EventIndex:
-        """Every event except ``views.ignore_touchpoints`` (mass mailings are not contacts)."""
+    def contact_types(self) -> tuple[str, ...]:
+        """Every type except ``views.ignore_touchpoints`` (mass mailings are not contacts)."""
         ignore = set(self.settings.views.ignore_touchpoints)
-        return self.events_of([t for t in self.index.touchpoints if t not in ignore])
+        return tuple(t for t in self.index.touchpoints if t not in ignore)
 
     def role_frame(self, *roles: str) -> pd.DataFrame:
         """The events of ``roles`` as a canonical table (for :mod:`signals.labels`)."""
@@ -217,21 +222,34 @@ class History:
         return out
 
     # ---- counting ------------------------------------------------------------------------------
-    @staticmethod
-    def position(index: EventIndex, rows: Rows, days_before: float = 0) -> np.ndarray:
-        """``end_of_known`` at each row's ``cutoff - days_before``."""
-        return end_of_known(index, rows.cust, rows.cutoff - days_to_ns(days_before))
+    def positions(self, rows: Rows, days_before: float = 0) -> np.ndarray:
+        """``end_of_known`` in the full index at each row's ``cutoff - days_before`` (cached on ``rows``)."""
+        cache = rows.__dict__.setdefault("_positions", {})
+        key = (self, days_to_ns(days_before))   # the history itself: an id could be reused
+        if key not in cache:
+            cache[key] = end_of_known(self.index, rows.cust, rows.cutoff - key[1])
+        return cache[key]
 
-    def count(self, index: EventIndex, rows: Rows, days: float, *, end_days: float = 0,
-              types: Sequence[str] | None = None) -> np.ndarray:
-        """Events of ``index`` in ``[cutoff - days, cutoff - end_days)`` per row (only ``types``, if given)."""
-        hi = self.position(index, rows, end_days)
-        lo = self.position(index, rows, days)
-        if types is None:
+    def prefix(self, names: Iterable[str]) -> np.ndarray:
+        """Running count of the events of ``names`` in index order (``prefix[i]``: before position ``i``), cached."""
+        key = tuple(sorted(set(names) & set(self.index.touchpoints)))
+        cache = self.__dict__.setdefault("_prefixes", {})
+        if key not in cache:
+            out = np.zeros(self.index.n_events + 1, dtype=np.int32)
+            np.cumsum(self.is_type(key), out=out[1:])
+            cache[key] = out
+        return cache[key]
+
+    def count(self, names: Iterable[str] | None, rows: Rows, days: float, *, end_days: float = 0) -> np.ndarray:
+        """Events of the types ``names`` (None: every type) in ``[cutoff - days, cutoff - end_days)`` per row.
+
+        The window positions are searched once per rows and offset and shared by every type group.
+        """
+        hi, lo = self.positions(rows, end_days), self.positions(rows, days)
+        if names is None:
             return hi - lo
-        prefix = np.zeros(index.n_events + 1, dtype=np.int64)
-        np.cumsum(np.isin(index.type_code, self.type_codes(types)), out=prefix[1:])
-        return prefix[hi] - prefix[lo]
+        prefix = self.prefix(names)
+        return (prefix[hi] - prefix[lo]).astype(np.int64)
 
     def tenure_days(self, rows: Rows) -> np.ndarray:
         """Days from each row's customer's first-seen moment to its cutoff."""
@@ -246,15 +264,17 @@ class History:
         """
         churn = self.settings.labels.churn
         mode = mode or churn.mode
-        if mode == "contractual":
+        if mode == "contractual":   # searched in the few contract events, not in every touch
             contract = self.events_of(self.role_types("purchase", "renewal", "cancellation"))
-            now = self.position(contract, rows)
+            now = end_of_known(contract, rows.cust, rows.cutoff)
             has = now > contract.block[rows.cust]
-            last = np.where(has, contract.type_code[np.maximum(now - 1, 0)], -1)
-            return np.isin(last, self.type_codes(self.role_types("purchase", "renewal")))
+            paying = np.zeros(len(self.index.touchpoints) + 1, dtype=bool)
+            paying[self.type_codes(self.role_types("purchase", "renewal"))] = True
+            return paying[np.where(has, contract.type_code[np.maximum(now - 1, 0)], -1)]
         lookback = self.settings.views.retention.lookback_days or churn.lookback_days
         activity = self.events_of(self.role_types(*churn.activity_roles))
-        return self.count(activity, rows, lookback) > 0
+        return (end_of_known(activity, rows.cust, rows.cutoff)
+                - end_of_known(activity, rows.cust, rows.cutoff - days_to_ns(lookback))) > 0
 
 
 def evidence_split(history: History) -> tuple[Rows, Rows]:

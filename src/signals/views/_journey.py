@@ -67,7 +67,7 @@ MEANING: dict[str, str] = {
 def _stage_codes(history: History, rows: Rows) -> np.ndarray:
     """Stage code of every row (computed once per ``rows`` object: several tables share them)."""
     cache = rows.__dict__.setdefault("_stage_codes", {})
-    key = id(history)
+    key = history
     if key not in cache:
         cache[key] = _compute_stage_codes(history, rows)
     return cache[key]
@@ -76,7 +76,7 @@ def _stage_codes(history: History, rows: Rows) -> np.ndarray:
 def _later_codes(history: History, rows: Rows, days: int) -> np.ndarray:
     """Stage codes of the same customers ``days`` after each row's cutoff (cached on ``rows``)."""
     cache = rows.__dict__.setdefault("_later_codes", {})
-    key = (id(history), days)
+    key = (history, days)
     if key not in cache:
         cache[key] = _stage_codes(history, _later(history, rows, days))
     return cache[key]
@@ -87,11 +87,11 @@ def _compute_stage_codes(history: History, rows: Rows) -> np.ndarray:
     code = np.zeros(len(rows), dtype=np.int8)                      # awareness
     for stage in ("interest", "consideration"):                    # the furthest touched stage wins
         types = getattr(j, stage)
-        touched = history.count(history.events_of(types), rows, j.recent_days) > 0
+        touched = history.count(types, rows, j.recent_days) > 0
         code[touched] = STAGES.index(stage)
     active = history.active(rows)
-    bought = history.count(history.events_of(history.role_types("purchase")), rows, j.purchase_days) > 0
-    quiet = history.count(history.contacts, rows, j.at_risk_quiet_days) == 0
+    bought = history.count(history.role_types("purchase"), rows, j.purchase_days) > 0
+    quiet = history.count(history.contact_types, rows, j.at_risk_quiet_days) == 0
     code[active] = STAGES.index("retention")
     code[active & quiet] = STAGES.index("at_risk")
     code[active & bought] = STAGES.index("purchase")
@@ -129,8 +129,8 @@ def journey_map(
     j = history.settings.views.journey
     idx = history.index
     code = _stage_codes(history, rows)
-    hi = History.position(idx, rows)
-    lo = History.position(idx, rows, j.recent_days)
+    hi = history.positions(rows)
+    lo = history.positions(rows, j.recent_days)
     n_types = len(idx.touchpoints)
     counts = np.zeros((len(STAGES), n_types), dtype=np.int64)
     prefix = np.zeros(idx.n_events + 1, dtype=np.int32)

@@ -49,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from signals.features.window import days_to_ns, end_of_known
+from signals.features.window import days_to_ns
 from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_SECOND
 from signals.settings import SegmentSettings, Settings
 from signals.views._history import History, Rows
@@ -69,31 +69,32 @@ _CODE = {name: i for i, name in enumerate(SEGMENTS)}
 
 
 def _peak_running(history: History, window_days: int) -> np.ndarray:
-    """Per contact (in the contacts index order): the most contacts of its customer in any ``W``-day
-    window ending at a contact up to and including this one."""
+    """Per event of the history's index: the most contacts of its customer in any ``W``-day window
+    ending at a contact up to this position (0 before the first contact)."""
     cache = history.__dict__.setdefault("_peaks", {})
     if window_days not in cache:
-        idx = history.contacts
+        idx = history.index
+        contacts = history.prefix(history.contact_types)
         width_s = days_to_ns(window_days) // NS_PER_SECOND
-        lo = np.searchsorted(idx.key, idx.key - width_s, side="right")   # first contact in (t - W, t]
+        lo = np.searchsorted(idx.key, idx.key - width_s, side="right")   # first event in (t - W, t]
         np.maximum(lo, idx.block[idx.cust], out=lo)
-        in_window = np.arange(idx.n_events, dtype=np.int64) - lo + 1
-        offset = idx.cust * (int(in_window.max(initial=0)) + 1)       # customers ascend: the running max restarts
+        in_window = contacts[1:] - contacts[lo]                          # contacts in (t - W, t]
+        in_window[~history.is_type(history.contact_types)] = 0           # windows end at a contact
+        offset = idx.cust * (int(in_window.max(initial=0)) + 1)           # customers ascend: the max restarts
         cache[window_days] = np.maximum.accumulate(in_window + offset) - offset
     return cache[window_days]
 
 
 def contact_frequency(history: History, rows: Rows, window_days: int) -> dict[str, np.ndarray]:
     """``contacts_recent``, ``contacts_before``, ``peak_contacts`` and ``tenure_days`` of each row."""
-    idx = history.contacts
-    now = end_of_known(idx, rows.cust, rows.cutoff)
-    one = end_of_known(idx, rows.cust, rows.cutoff - days_to_ns(window_days))
-    two = end_of_known(idx, rows.cust, rows.cutoff - days_to_ns(2 * window_days))
+    contacts = history.contact_types
+    now = history.positions(rows)
     running = _peak_running(history, window_days)
-    has = now > idx.block[rows.cust]
+    has = now > history.index.block[rows.cust]
     peak = np.where(has, running[np.maximum(now - 1, 0)] if len(running) else 0, 0)
-    return {"contacts_recent": now - one, "contacts_before": one - two, "peak_contacts": peak,
-            "tenure_days": history.tenure_days(rows)}
+    return {"contacts_recent": history.count(contacts, rows, window_days),
+            "contacts_before": history.count(contacts, rows, 2 * window_days, end_days=window_days),
+            "peak_contacts": peak, "tenure_days": history.tenure_days(rows)}
 
 
 def _assign(freq: dict[str, np.ndarray], rule: SegmentSettings) -> np.ndarray:

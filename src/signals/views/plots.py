@@ -36,9 +36,19 @@ _INITIATOR_COLORS = {"customer": "#1f77b4", "company": "#ff7f0e"}
 
 
 def _figure(width: float = 8.0, height: float = 4.5) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    # fixed margins (set by each plot with _margins), no layout engine: a constrained layout
+    # doubles the rendering time of a report, and these figures have known, fixed contents
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
+
+
+def _margins(fig: Figure, *, left: float = 0.9, right: float = 0.25, top: float = 0.6, bottom: float = 0.6,
+             wspace: float = 0.2, hspace: float = 0.2) -> None:
+    """Margins in inches (the same on figures of any size); ``wspace`` / ``hspace`` as matplotlib's fractions."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+                        wspace=wspace, hspace=hspace)
 
 
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
@@ -63,12 +73,14 @@ def plot_segments(evidence: pd.DataFrame, today: pd.Series, *, as_of: str, horiz
     """Segment sizes today and each segment's later purchase / churn rate on out-of-time cutoffs."""
     fig = _figure(11.0, 4.2)
     axes = fig.subplots(1, 3, sharey=True)
+    _margins(fig, left=1.15, top=0.75, bottom=0.6, wspace=0.12)
     y = np.arange(len(SEGMENTS))
     colors = [_SEGMENT_COLORS[s] for s in SEGMENTS]
     counts = today.reindex(list(SEGMENTS)).fillna(0).to_numpy()
     axes[0].barh(y, counts, color=colors)
     for yi, n in zip(y, counts, strict=True):
         axes[0].annotate(f"{int(n):,}", (n, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    axes[0].set_xlim(0, max(counts.max(), 1) * 1.18)
     axes[0].set_yticks(y, list(SEGMENTS))
     axes[0].invert_yaxis()
     axes[0].set_xlabel("customers (count)")
@@ -87,8 +99,9 @@ def plot_segments(evidence: pd.DataFrame, today: pd.Series, *, as_of: str, horiz
 
 def plot_contact_rate(table: pd.DataFrame) -> Figure:
     """Share of customers touched per month, by channel and by initiator."""
-    fig = _figure(11.0, 4.2)
+    fig = _figure(11.0, 4.4)
     axes = fig.subplots(1, 2, sharey=True)
+    _margins(fig, left=0.8, top=0.75, bottom=1.0, wspace=0.06)
     for ax, by, title in ((axes[0], "channel", "by channel"), (axes[1], "initiator", "by initiator")):
         part = table[table["by"].isin([by, "all"])]
         for group, one in part.groupby("group", sort=False):
@@ -98,7 +111,7 @@ def plot_contact_rate(table: pd.DataFrame) -> Figure:
         ax.set_xlabel("month (local calendar)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=3, loc="lower left", bbox_to_anchor=(0.0, 0.17))   # the empty band
         ax.tick_params(axis="x", labelrotation=30)
     axes[0].set_ylabel("% of customers touched at least once")
     fig.suptitle("Contact rate (seed 000): share of the customer base touched each month")
@@ -110,6 +123,7 @@ def plot_dose_response(table: pd.DataFrame, *, window_days: int, horizons: dict[
     fewer than ``min_rows`` eligible rows are only labelled)."""
     fig = _figure(11.0, 4.0)
     axes = fig.subplots(1, 2)
+    _margins(fig, left=0.75, top=0.75, bottom=0.65, wspace=0.22)
     x = np.arange(len(table))
     for ax, task, color in ((axes[0], "purchase", "#2ca02c"), (axes[1], "churn", "#d62728")):
         enough = (table[f"{task}_rows"] >= min_rows).to_numpy()   # a few rows give an interval as tall as the axis
@@ -133,6 +147,7 @@ def plot_cohorts(table: pd.DataFrame, *, mode: str, cohort_by: str) -> Figure:
     n_rows = max(len(wide), 1)
     fig = _figure(11.0, min(2.0 + 0.22 * n_rows, 11.0))
     ax = fig.add_subplot()
+    _margins(fig, left=1.15, right=0.1, top=0.45, bottom=0.65)
     values = np.ma.masked_invalid(100 * wide.to_numpy(dtype=float))
     cmap = ListedColormap(colormaps["YlGnBu"](np.linspace(0.05, 1, 256))).with_extremes(bad="#f2f2f2")
     low = float(np.floor(values.min() / 10) * 10) if values.count() else 0.0   # contrast where the data are
@@ -153,11 +168,12 @@ def plot_retention_by_month(tables: list[pd.DataFrame]) -> Figure:
     """Monthly retention rate: of the customers active at a month's start, % still active at its end."""
     fig = _figure(9.0, 3.6)
     ax = fig.add_subplot()
+    _margins(fig, left=0.85, top=0.45, bottom=0.6)
     for table in tables:
         ax.plot(pd.to_datetime(table["month"]), 100 * table["rate"], marker=".",
                 label=table["mode"].iloc[0].replace("_", "-") if len(table) else "")
     ax.set_xlabel("month (local calendar)")
-    ax.set_ylabel("% of active customers still active at month end")
+    ax.set_ylabel("% still active at month end")
     ax.set_title("Retention rate per month (seed 004)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -173,6 +189,7 @@ def plot_timeline(timeline: Timeline, customer_id: str, *, segment: str | None =
     types = [t for t in dict.fromkeys(touches["touchpoint"])]
     fig = _figure(11.0, 7.5 + 0.12 * len(types))
     top, mid, low = fig.subplots(3, 1, sharex=True, height_ratios=[3, 1.2 + 0.08 * len(types), 1.6])
+    _margins(fig, left=1.2, top=0.45, bottom=0.6, hspace=0.16)
     tz = timeline.timezone
     at = temps["at"].dt.tz_convert(tz).dt.tz_localize(None)
     palette = ["#444444", "#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
@@ -217,13 +234,15 @@ def plot_timeline(timeline: Timeline, customer_id: str, *, segment: str | None =
 
 def plot_conversion(transitions: pd.DataFrame, *, days: int, counts: pd.Series) -> Figure:
     """Stage sizes today and the stage-to-stage transition matrix within ``days``."""
-    fig = _figure(11.0, 4.4)
+    fig = _figure(11.0, 4.6)
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    _margins(fig, left=1.25, right=0.1, top=0.75, bottom=0.95, wspace=0.5)
     y = np.arange(len(STAGES))
     values = counts.reindex(list(STAGES)).fillna(0).to_numpy()
     left.barh(y, values, color="#1f77b4")
     for yi, n in zip(y, values, strict=True):
         left.annotate(f"{int(n):,}", (n, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    left.set_xlim(0, max(values.max(), 1) * 1.15)
     left.set_yticks(y, list(STAGES))
     left.invert_yaxis()
     left.set_xlabel("customers (count)")
