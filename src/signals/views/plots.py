@@ -147,7 +147,7 @@ def plot_cohorts(table: pd.DataFrame, *, mode: str, cohort_by: str) -> Figure:
     n_rows = max(len(wide), 1)
     fig = _figure(11.0, min(2.0 + 0.22 * n_rows, 11.0))
     ax = fig.add_subplot()
-    _margins(fig, left=1.15, right=0.1, top=0.45, bottom=0.65)
+    _margins(fig, left=1.15, right=1.45, top=0.45, bottom=0.65)
     values = np.ma.masked_invalid(100 * wide.to_numpy(dtype=float))
     cmap = ListedColormap(colormaps["YlGnBu"](np.linspace(0.05, 1, 256))).with_extremes(bad="#f2f2f2")
     low = float(np.floor(values.min() / 10) * 10) if values.count() else 0.0   # contrast where the data are
@@ -158,7 +158,9 @@ def plot_cohorts(table: pd.DataFrame, *, mode: str, cohort_by: str) -> Figure:
     joined = "first purchase" if cohort_by == "first_purchase" else "first touch"
     ax.set_xlabel(f"months since the cohort month ({joined}); 0 = the cohort's own month")
     ax.set_ylabel(f"cohort (month of {joined})")
-    fig.colorbar(image, ax=ax, label="% of the cohort active at the month's end")
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.25 / 11.0, box.y0, 0.2 / 11.0, box.height))   # room for its label on the right
+    fig.colorbar(image, cax=cax, label="% of the cohort active at the month's end")
     what = "active subscribers" if mode == "contractual" else "active in the lookback"
     ax.set_title(f"Cohort retention, {mode.replace('_', '-')} ({what}); grey = month not over yet")
     return fig
