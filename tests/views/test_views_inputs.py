@@ -103,3 +103,17 @@ def test_outcomes_refuse_windows_that_are_not_closed(settings):
     rows = history.rows_at(pd.Timestamp("2025-02-01", tz="UTC").value)
     with pytest.raises(DataError, match="not closed"):
         history.outcomes(rows)
+
+
+def test_customers_table_adds_customers_known_before_their_first_touch(settings):
+    events = history_table([("a", "2025-01-05", "webinar"), ("b", "2025-05-01", "webinar")])
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c", "c", "d", "e"],
+                              "first_seen": pd.to_datetime(["2024-12-01", "2025-02-01", "2025-03-01", "2025-01-10",
+                                                            None, "2025-06-01"], utc=True)})
+    history = History(events, "2025-04-01", settings, customers=customers)
+    seen = dict(zip(history.customer_ids[history.known], history.first_seen_ns[history.known], strict=True))
+    as_ts = {k: pd.Timestamp(v, tz="UTC") for k, v in seen.items()}
+    # a: the table's earlier date; b: listed before its first touch; c: its earliest row; d: no date; e: later
+    assert as_ts == {"a": pd.Timestamp("2024-12-01", tz="UTC"), "b": pd.Timestamp("2025-02-01", tz="UTC"),
+                     "c": pd.Timestamp("2025-01-10", tz="UTC")}
+    assert crm_columns(history)["customer_id"].tolist() == ["a", "b", "c"]

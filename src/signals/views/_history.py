@@ -3,11 +3,13 @@
 :class:`History` validates the events, keeps only those with ``ts < as_of`` (a report as of a
 date uses nothing that happened at or after it) and indexes them with the package's
 point-in-time helpers (:mod:`signals.features.window`). Every customer seen before ``as_of``
-(first event, or ``first_seen`` of the customers table) gets a code, so the subsets of types
-(contacts, contract events, ...) share one customer numbering and rows map onto all of them.
+(first event, or ``first_seen`` of the customers table) gets a code, shared by the few subsets of
+types the views search (contract events, activity), so rows map onto all of them.
 
 The views count events in windows of cutoff rows with :meth:`History.count`, the same rule as
-the features: a window of ``w`` days at ``T`` is ``[T - w, T)``.
+the features: a window of ``w`` days at ``T`` is ``[T - w, T)``. A window edge is searched once
+per rows and offset (:meth:`History.positions`); each group of types then costs one running count
+(:meth:`History.prefix`), shared by every rows.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ class History:
         A date means its first moment in ``settings.timezone`` (:func:`signals.cutoffs.as_of_instant`).
     settings : Settings
     customers : pd.DataFrame, optional
-        ``customer_id`` and ``first_seen``: customers known before their first event.
+        ``customer_id`` and ``first_seen``: customers known before their first event (rows without
+        a ``first_seen`` are ignored; an id listed twice counts from its earliest date).
+    validate : bool
+        Check the events contract first (skip only for events already validated).
 
     Raises
     ------
@@ -99,9 +104,10 @@ class History:
         seen = pd.Series(np.where(has, index.ts[np.minimum(index.block[:-1], index.n_events - 1)], np.iinfo(np.int64).max),
                          index=index.customers)
         if customers is not None and "first_seen" in customers.columns:
-            table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen").array.asi8,
-                              index=customers[CUSTOMER_ID].astype(str).to_numpy())
-            table = table[table < self.as_of.value]
+            stamps = to_utc(customers["first_seen"], what="customers.first_seen")
+            table = pd.Series(stamps.array.asi8, index=customers[CUSTOMER_ID].astype(str).to_numpy())
+            table = table[stamps.notna().to_numpy() & (table.to_numpy() < self.as_of.value)]
+            table = table.groupby(level=0).min()
             extra = table.index.difference(index.customers)
             if len(extra):
                 index = index.with_customers(index.customers.append(pd.Index(extra)))
@@ -266,6 +272,8 @@ class History:
         mode = mode or churn.mode
         if mode == "contractual":   # searched in the few contract events, not in every touch
             contract = self.events_of(self.role_types("purchase", "renewal", "cancellation"))
+            if contract.n_events == 0:
+                return np.zeros(len(rows), dtype=bool)
             now = end_of_known(contract, rows.cust, rows.cutoff)
             has = now > contract.block[rows.cust]
             paying = np.zeros(len(self.index.touchpoints) + 1, dtype=bool)

@@ -419,8 +419,8 @@ def build_report(
         seg_of = today.set_index(CUSTOMER_ID)["segment"].astype(str)
         stages_today = stage_rows(history, today_rows)
         stage_of = stages_today.set_index(CUSTOMER_ID)["stage"].astype(str)
-        for cid in ids:
-            page.figure(f"timeline_{len(page.figures)}", plot_timeline(drawn, cid, segment=seg_of.get(cid),
+        for k, cid in enumerate(ids, start=1):
+            page.figure(f"timeline_{k}", plot_timeline(drawn, cid, segment=seg_of.get(cid),
                                                                          stage=stage_of.get(cid)),
                         f"Customer {_esc(cid)}: temperatures (top), every touch by type (middle), the "
                         f"{t.surge_days}-day rise with the kizashi line (bottom); triangles mark alarms.")
@@ -524,7 +524,7 @@ def _segment_verdict(evidence: pd.DataFrame) -> dict:
     rows = evidence.set_index("segment")
     a, b = rows.loc["nurture"], rows.loc["stop_spending"]
     if not (a["purchase_rows"] and b["purchase_rows"]):
-        return {"separated": None, "text": "nurture or stop_spending has no eligible row: no comparison."}
+        return {"separated": None, "text": "nurture or stop_spending has no row in the purchase population: no comparison."}
     higher = a["purchase_rate"] > b["purchase_rate"]
     apart = a["purchase_low"] > b["purchase_high"] if higher else b["purchase_low"] > a["purchase_high"]
     text = (f"nurture customers bought at {_interval(a['purchase_rate'], a['purchase_low'], a['purchase_high'])}, "
@@ -540,6 +540,8 @@ def _dose_verdict(dose: pd.DataFrame) -> str:
     usable = dose[dose["purchase_rows"] >= 100]
     if len(usable) < 2:
         return "Too few rows per bin to read a dose-response."
+    if not (usable["purchase_rate"] > 0).any():
+        return "No purchase followed any evidence cutoff: nothing to read."
     best = usable.loc[usable["purchase_rate"].idxmax()]
     first = usable.iloc[0]
     after = usable[usable.index > best.name]
