@@ -6,7 +6,9 @@ order for every round. With unit weights each metric equals scikit-learn's (test
 
 - ``roc_auc``: area under the ROC curve, ties counted half;
 - ``pr_auc``: average precision (scikit-learn's step-wise definition, not the trapezoid);
-- ``top_decile_lift``: positive rate among the 10% highest scores over the overall rate;
+- ``top_decile_lift``: positive rate among the 10% highest scores over the overall rate; tie-aware:
+  the top 10% of the weight is filled group by group of equal scores, and the group that crosses
+  the edge counts in proportion to the part of it inside (so row order never matters);
 - ``brier``: mean squared error of the probability;
 - ``ece``: expected calibration error, ``sum_b (n_b / n) |mean(y_b) - mean(p_b)|`` over 10 bins of
   equal count (quantiles of the probability; equal-count bins suit rare positives).
@@ -72,8 +74,16 @@ def _lift(r: _Ranked, w: np.ndarray, fraction: float = 0.1) -> float:
     total_w, total_p = w.sum(), (w * r.y).sum()
     if total_w <= 0 or total_p <= 0:
         return float("nan")
-    top = (np.cumsum(w) - w) < fraction * total_w   # rows starting inside the top fraction of weight
-    return float(((w[top] * r.y[top]).sum() / w[top].sum()) / (total_p / total_w))
+    capacity = fraction * total_w
+    cw = np.cumsum(w)[r.group_end]                 # weight up to the end of each group of equal scores
+    cp = np.cumsum(w * r.y)[r.group_end]
+    edge = min(int(np.searchsorted(cw, capacity, side="left")), len(cw) - 1)  # the group crossing the edge
+    w_before = cw[edge - 1] if edge > 0 else 0.0
+    p_before = cp[edge - 1] if edge > 0 else 0.0
+    w_group, p_group = cw[edge] - w_before, cp[edge] - p_before
+    share = (capacity - w_before) / w_group if w_group > 0 else 0.0
+    positives = p_before + share * p_group         # the edge group counts in proportion: ties never split by order
+    return float((positives / capacity) / (total_p / total_w))
 
 
 def _ranked(y, score, weight) -> tuple[_Ranked, np.ndarray]:
