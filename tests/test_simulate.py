@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -39,6 +40,10 @@ from signals.simulate import (
 )
 
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+# The demo's source paths are relative to configs/; these put them under the working directory
+# (tests run in a temporary one) with --set reaching the list items by source name.
+HERE = ["ingest.sources.sfa.path=data/raw/sfa.csv", "ingest.sources.marketing.path=data/raw/marketing.parquet",
+        "ingest.sources.support.url=sqlite:///data/raw/support.db"]
 SMALL = ["simulate.n_customers=1500", "simulate.start=2023-01-01", "simulate.end=2025-01-01",
          "simulate.shift_date=2024-01-01", "simulate.seed=11"]
 
@@ -55,7 +60,7 @@ def world(settings: Settings) -> SimulatedWorld:
 
 @pytest.fixture(scope="module")
 def demo_settings() -> Settings:
-    return load_settings(DEMO, overrides=["simulate.n_customers=600"])
+    return load_settings(DEMO, overrides=["simulate.n_customers=600", *HERE])
 
 
 @pytest.fixture(scope="module")
@@ -601,6 +606,13 @@ def test_write_world_and_read_truth(tmp_path: Path, settings: Settings, world: S
         read_truth(tmp_path / "other.json")
 
 
+def _demo_config_in(folder: Path) -> Path:
+    """configs/demo.yaml copied to folder/configs: its source paths (relative to the file) land in folder/data/raw."""
+    (folder / "configs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEMO, folder / "configs" / "demo.yaml")
+    return Path("configs/demo.yaml")
+
+
 def test_write_raw_sources_where_ingestion_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  demo_settings: Settings, demo_world: SimulatedWorld) -> None:
     monkeypatch.chdir(tmp_path)
@@ -624,7 +636,7 @@ def test_write_raw_sources_where_ingestion_reads(tmp_path: Path, monkeypatch: py
 
 def test_run_simulate_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    s = load_settings(DEMO, overrides=["simulate.n_customers=150"])
+    s = load_settings(_demo_config_in(tmp_path), overrides=["simulate.n_customers=150"])
     summary = run_simulate(s, messy=True, progress=False)
     json.dumps(summary)
     assert summary["customers"] == 150
@@ -643,11 +655,12 @@ def test_cli_simulate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.output
     assert "customers 120" in result.output and "sales_visit" in result.output
     assert Path("data/events.parquet").is_file() and not Path("data/raw").exists()
-    result = runner.invoke(app, ["simulate", "--config", str(DEMO), "--set", "simulate.n_customers=120"])
+    config = _demo_config_in(tmp_path)
+    result = runner.invoke(app, ["simulate", "--config", str(config), "--set", "simulate.n_customers=120"])
     assert result.exit_code == 0, result.output
     assert Path("data/raw/marketing.parquet").is_file()
     result = runner.invoke(app, ["simulate", "--set", "simulate.n_customers=10", "--messy"])
-    assert result.exit_code == 1 and "ingest.sources" in result.output
+    assert result.exit_code == 2 and "ingest.sources" in result.output
     result = runner.invoke(app, ["simulate", "--set", "simulate.n_customers=0"])
     assert result.exit_code == 2
     help_text = runner.invoke(app, ["simulate", "--help"]).output

@@ -17,6 +17,7 @@ Secrets never live in these files: database URLs can be given through environmen
 from __future__ import annotations
 
 import datetime as dt
+import os
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ __all__ = [
     "LightGBMSettings",
     "ModelSettings",
     "MlflowSettings",
+    "PLACEHOLDER_DATES",
+    "PLACEHOLDER_IDS",
     "PathSettings",
     "Settings",
     "SimulateSettings",
@@ -46,7 +49,7 @@ __all__ = [
     "load_settings",
 ]
 
-TouchpointRole = Literal["engagement", "purchase", "renewal", "cancellation"]
+TouchpointRole = Literal["engagement", "purchase", "renewal", "cancellation", "refund"]
 RESERVED_TOUCHPOINT_NAMES = frozenset({"all", "customer", "company", "prior", "learned"})
 
 
@@ -77,7 +80,9 @@ class Touchpoint(_Frozen):
 
     ``prior_points`` is the hand-set 配点 (the article's example: seminar 10, web document request 5,
     sales visit 13, purchase 20). ``role`` tells labels which types are purchases, renewals or
-    cancellations; everything else is ``engagement``.
+    cancellations, and value features which amounts are money in (purchase, renewal) or money
+    given back (``refund``: refunds and credit notes, whose amounts may be exported negative);
+    everything else is ``engagement``.
     """
 
     channel: str = Field(min_length=1)
@@ -142,6 +147,11 @@ class FeatureSettings(_Frozen):
     surge_baseline_days: int = Field(default=365, gt=0)
     falling_window_days: int = Field(default=90, gt=0)
     static_columns: tuple[str, ...] = Field(default=(), description="customers-table columns used as features")
+    max_unmatched_id_fraction: float = Field(
+        default=0.2, ge=0, le=1,
+        description="build_features: share of the cutoffs' customer ids that may have no event at all")
+    unmatched_ids: Literal["error", "warn"] = Field(
+        default="error", description="what build_features does past max_unmatched_id_fraction")
 
     @field_validator("windows_days", "trend_lags_days")
     @classmethod
@@ -229,12 +239,16 @@ class ModelSettings(_Frozen):
 
 
 class MlflowSettings(_Frozen):
+    """Reserved (not used yet): MLflow tracking. No command reads this section today."""
+
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "signals"
     registered_model_prefix: str = "signals"
 
 
 class SinkSettings(_Frozen):
+    """Reserved (not used yet): where batch scoring will write customer_signals. Nothing reads it today."""
+
     kind: Literal["sqlite", "postgresql", "files"] = "sqlite"
     url: str = "sqlite:///crm.db"
     url_env: str | None = Field(default="SIGNALS_CRM_URL", description="if this variable is set, it replaces url")
@@ -268,21 +282,33 @@ class SourceSettings(_Frozen):
     url: str | None = None
     url_env: str | None = None
     query: str | None = None
-    columns: dict[str, str] = Field(description="canonical column -> raw column; needs customer_id, ts, touchpoint")
+    columns: dict[str, str] = Field(
+        description="canonical column -> raw column; needs customer_id, ts, touchpoint; value and event_id optional")
     touchpoints: dict[str, str] = Field(default_factory=dict, description="raw activity name -> canonical touchpoint")
     timezone: str = Field(default="UTC", description="time zone of naive timestamps")
     ts_format: str | None = Field(default=None, description="strftime format; null = ISO 8601")
-    encoding: str = "utf-8"
+    encoding: str = Field(default="utf-8", description="CSV only: the file's text encoding (e.g. cp932)")
+    delimiter: str = Field(default=",", description="CSV only: the field separator (one character, e.g. ';' or '\\t')")
+    max_reject_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="overrides ingest.max_reject_fraction for this source")
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
         return _check_timezone(v)
 
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str) -> str:
+        if len(v) != 1 or v in ('"', "\n", "\r"):
+            raise ValueError(f"delimiter must be one character other than a quote or a line break, got {v!r} "
+                             "(write a tab as '\\t' in double quotes)")
+        return v
+
     @field_validator("columns")
     @classmethod
     def _columns(cls, v: dict[str, str]) -> dict[str, str]:
-        allowed = {"customer_id", "ts", "touchpoint", "value"}
+        allowed = {"customer_id", "ts", "touchpoint", "value", "event_id"}
         unknown = sorted(set(v) - allowed)
         if unknown:
             raise ValueError(f"unknown canonical column(s) {unknown}; allowed: {sorted(allowed)}")
@@ -300,9 +326,24 @@ class SourceSettings(_Frozen):
         return self
 
 
+#: Customer ids that mean "no id" in exports (compared case-insensitively, after stripping spaces).
+PLACEHOLDER_IDS: tuple[str, ...] = (
+    "null", "none", "nan", "nat", "na", "n/a", "#n/a", "#na", "-", "--", "?", "(null)", "(blank)", "undefined",
+    "#value!", "#ref!", "#null!",
+)
+#: Dates that mean "no date" in exports: Excel's day zero, its first day, and the Unix epoch.
+PLACEHOLDER_DATES: tuple[dt.date, ...] = (dt.date(1899, 12, 30), dt.date(1900, 1, 1), dt.date(1970, 1, 1))
+
+
 class IngestSettings(_Frozen):
     as_of: dt.datetime | None = Field(default=None, description="events after this instant are rejected; null = now")
-    dedupe_tolerance_seconds: float = Field(default=0, ge=0)
+    dedupe_tolerance_seconds: float = Field(default=0, ge=0, description="cross-source duplicates: clock tolerance")
+    max_reject_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="fail when more than this share of a source's rows is rejected")
+    placeholder_ids: tuple[str, ...] = Field(default=PLACEHOLDER_IDS, description="ids that mean 'no id' (any case)")
+    placeholder_dates: tuple[dt.date, ...] = Field(default=PLACEHOLDER_DATES, description="dates that mean 'no date'")
+    rejects_raw_columns: bool = Field(
+        default=False, description="also copy every raw column (unmapped personal data too) into the rejects")
     sources: tuple[SourceSettings, ...] = ()
 
     @model_validator(mode="after")
@@ -315,14 +356,15 @@ class IngestSettings(_Frozen):
 
 
 class PathSettings(_Frozen):
-    data_dir: Path = Path("data")
+    """Files the jobs read and write; relative paths start at the working directory."""
+
     raw_dir: Path = Path("data/raw")
     events: Path = Path("data/events.parquet")
     customers: Path = Path("data/customers.parquet")
     truth: Path = Path("data/truth.json")
     rejects: Path = Path("data/rejects.csv")
+    duplicates: Path = Path("data/duplicates.csv")
     features: Path = Path("data/features.parquet")
-    reports_dir: Path = Path("reports")
     models_dir: Path = Path("models")
 
 
@@ -478,17 +520,80 @@ class Settings(_Frozen):
 # loading
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, strict where silence would hide a mistake.
+
+    A key repeated in one mapping is an error (plain YAML keeps the last one and silently drops
+    the first, e.g. a whole second ``features:`` section). A date-like scalar that is not a real
+    date (``2025-02-30``) stays text, so validation names its key instead of YAML failing.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise ConfigError(
+                    f"line {line}: key {key!r} appears twice in one mapping (first on line {seen[key]}); "
+                    "YAML would keep only the last one: merge the two"
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:  # "2025-02-30": left as text for validation to report with its key
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _child(node: Any, key: str, dotted: str, walked: str) -> tuple[Any, Any]:
+    """The child of ``node`` at ``key`` (a mapping key, a list index, or a list item's ``name``)."""
+    if isinstance(node, dict):
+        return node, key
+    if isinstance(node, list):
+        if key.lstrip("-").isdigit():
+            index = int(key)
+            if not -len(node) <= index < len(node):
+                raise ConfigError(f"override {dotted!r}: {walked} has {len(node)} item(s), no index {index}")
+            return node, index
+        names = [item.get("name") for item in node if isinstance(item, dict)]
+        if key in names:
+            return node, names.index(key)
+        raise ConfigError(
+            f"override {dotted!r}: {walked} has no item named {key!r} "
+            f"(names: {[n for n in names if n is not None]}; or use an index 0..{len(node) - 1})"
+        )
+    raise ConfigError(f"override {dotted!r}: {walked} is not a section")
+
+
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested mappings; list items by index or by name (``ingest.sources.sfa.path``)."""
     keys = dotted.split(".")
-    node = data
+    node: Any = data
     for i, key in enumerate(keys[:-1]):
-        child = node.get(key)
+        walked = ".".join(keys[: i + 1])
+        parent, slot = _child(node, key, dotted, ".".join(keys[:i]) or "(top level)")
+        child = parent.get(slot) if isinstance(parent, dict) else parent[slot]
         if child is None:
-            child = node[key] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {dotted!r}: {'.'.join(keys[: i + 1])} is not a section")
+            child = parent[slot] = {}
+        elif isinstance(child, tuple):
+            child = parent[slot] = list(child)
+        if not isinstance(child, dict | list):
+            raise ConfigError(f"override {dotted!r}: {walked} is not a section")
         node = child
-    node[keys[-1]] = value
+    parent, slot = _child(node, keys[-1], dotted, ".".join(keys[:-1]))
+    parent[slot] = value
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -499,21 +604,50 @@ def _parse_override(text: str) -> tuple[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _yaml_load(raw) if raw.strip() else None
+    except ConfigError as exc:
+        raise ConfigError(f"override {text!r}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
     return key, value
 
 
+def _relative_to(folder: Path, path: str) -> str:
+    joined = Path(path) if Path(path).is_absolute() else folder / path
+    return os.path.normpath(joined)
+
+
+def _sources_relative_to(data: dict[str, Any], folder: Path) -> None:
+    """Resolve the relative source locations of a config file against the file's folder (in place)."""
+    ingest = data.get("ingest")
+    sources = ingest.get("sources") if isinstance(ingest, dict) else None
+    if not isinstance(sources, list):
+        return
+    for source in sources:
+        if not isinstance(source, dict):
+            continue
+        if isinstance(source.get("path"), str) and source["path"]:
+            source["path"] = _relative_to(folder, source["path"])
+        url = source.get("url")
+        if isinstance(url, str) and url.startswith("sqlite:///"):
+            database, sep, query = url[len("sqlite:///"):].partition("?")
+            if database and database != ":memory:" and not database.startswith("file:"):
+                source["url"] = "sqlite:///" + _relative_to(folder, database) + sep + query
+
+
 def _format_validation_error(exc: ValidationError, origin: str) -> str:
-    lines = [f"{origin}: invalid configuration ({exc.error_count()} problem(s))"]
+    problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against configs/default.yaml)"
-        lines.append(f"  {origin}: {loc}: {msg}")
-    return "\n".join(lines)
+        value = err.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float | dt.date) and len(repr(value)) < 60 else ""
+        problems.append(f"{origin}: {loc}: {msg}{shown}")
+    if len(problems) == 1:
+        return problems[0]
+    return "\n".join([f"{origin}: invalid configuration ({len(problems)} problems)", *(f"  {p}" for p in problems)])
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
@@ -522,9 +656,13 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml_load(path.read_text(encoding="utf-8"))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -538,16 +676,22 @@ def load_settings(path: str | Path | None = None, overrides: Sequence[str] = ())
     Keys missing from the file take the defaults (the values documented in
     ``configs/default.yaml``); a section given in the file is merged key by key into the
     defaults, except ``catalog`` and ``ingest.sources`` which replace them as a whole.
-    Overrides are applied after the file and are parsed as YAML values (``[7, 30]``, ``true``).
+    Relative source locations in the file (``ingest.sources[].path`` and ``sqlite:///`` file
+    URLs) start at the file's folder; every other relative path starts at the working directory.
+    Overrides are applied after the file and are parsed as YAML values (``[7, 30]``, ``true``);
+    list items are reached by index or by name (``ingest.sources.0.path``,
+    ``ingest.sources.sfa.path``), and an overridden path starts at the working directory.
 
     Raises
     ------
     ConfigError
-        The file is missing or not YAML, or a key is unknown, mistyped or out of range; the
-        message names the file (or ``--set``) and the key path.
+        The file is missing or not YAML, a key repeats, or a key is unknown, mistyped or out of
+        range; the message names the file (or ``--set``) and the key path.
     """
     origin = str(path) if path is not None else "defaults"
     data = read_yaml_mapping(Path(path)) if path is not None else {}
+    if path is not None:
+        _sources_relative_to(data, Path(path).parent)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
