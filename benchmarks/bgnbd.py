@@ -91,7 +91,7 @@ PARAM_NAMES = ("r", "alpha", "a", "b")
 
 def _instant(value: Any, what: str) -> pd.Timestamp:
     """One instant as a UTC Timestamp (naive = UTC, dates = their midnight)."""
-    ts = to_utc(pd.Series([pd.Timestamp(value)]), what=what).iloc[0]
+    ts = to_utc(pd.Series([pd.Timestamp(value)]), what=what, timezone="UTC").iloc[0]
     if pd.isna(ts):
         raise ValueError(f"{what} is missing")
     return ts

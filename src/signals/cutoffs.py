@@ -18,7 +18,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from signals.schemas import CUSTOMER_ID, CUTOFF, TS, to_utc
+from signals.errors import ConfigError, DataError
+from signals.schemas import CUSTOMER_ID, CUTOFF, TS, normalize_ids, to_utc
 
 __all__ = ["as_of_instant", "cutoff_grid", "first_seen", "scoring_cutoffs", "training_cutoffs"]
 
@@ -30,16 +31,40 @@ def as_of_instant(as_of: str | dt.date | dt.datetime | pd.Timestamp, timezone: s
 
     A date (or a date string) means its first moment in ``timezone``; a naive time is local to
     ``timezone``; an aware time is converted. The result is floored to whole seconds.
+
+    >>> as_of_instant("2025-11-01", "Asia/Tokyo")
+    Timestamp('2025-10-31 15:00:00+0000', tz='UTC')
+
+    Raises
+    ------
+    DataError
+        ``as_of`` is not a date or time (``"2025-02-30"``), or names no single instant (DST).
     """
-    stamp = pd.Timestamp(as_of)
+    stamp = _timestamp(as_of, "as_of")
     if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(timezone)
+        try:
+            stamp = stamp.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"as_of {as_of} does not name one instant in {timezone} (DST): give it a UTC offset") from exc
     return stamp.tz_convert("UTC").floor("s").as_unit("ns")
+
+
+def _timestamp(value, what: str) -> pd.Timestamp:
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        raise DataError(f"{what} must be a date or timestamp, got the number {value!r}")
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(f"{what} {value!r} is not a date or time (use ISO 8601, e.g. 2025-11-01 or "
+                        f"2025-11-01T09:00:00+09:00): {exc}") from None
+    if stamp is pd.NaT:
+        raise DataError(f"{what} is missing (NaT)")
+    return stamp
 
 
 def _local(value, timezone: str) -> pd.Timestamp:
     """A naive local timestamp: naive input is already local, aware input is converted."""
-    stamp = pd.Timestamp(value)
+    stamp = _timestamp(value, "cutoff_grid bound")
     return stamp if stamp.tzinfo is None else stamp.tz_convert(timezone).tz_localize(None)
 
 
@@ -50,7 +75,7 @@ def cutoff_grid(start, end, *, frequency: str = "monthly", timezone: str = "UTC"
     Monday. Naive ``start``/``end`` are local times in ``timezone``.
     """
     if frequency not in _FREQUENCIES:
-        raise ValueError(f"frequency must be one of {sorted(_FREQUENCIES)}, got {frequency!r}")
+        raise ConfigError(f"frequency must be one of {sorted(_FREQUENCIES)}, got {frequency!r}")
     start_local, end_local = _local(start, timezone), _local(end, timezone)
     local = pd.date_range(start_local.normalize(), end_local, freq=_FREQUENCIES[frequency])
     local = local[local >= start_local]
@@ -58,17 +83,23 @@ def cutoff_grid(start, end, *, frequency: str = "monthly", timezone: str = "UTC"
     return utc.as_unit("ns")
 
 
-def first_seen(events: pd.DataFrame, customers: pd.DataFrame | None = None) -> pd.Series:
+def first_seen(events: pd.DataFrame, customers: pd.DataFrame | None = None, *,
+               timezone: str | None = None) -> pd.Series:
     """When each customer was first seen: the earlier of its first event and ``customers.first_seen``.
 
-    Returns a UTC Series indexed by customer id (str).
+    Naive ``customers.first_seen`` values are wall-clock times in ``timezone`` (refused when it is
+    not given, see :func:`signals.schemas.to_utc`). Returns a UTC Series indexed by customer id (str).
     """
     seen = events.groupby(CUSTOMER_ID, observed=True, sort=False)[TS].min()  # no per-row string copies
     seen.index = seen.index.astype(str)
     seen = seen.sort_index()  # a stable customer order, whatever the order of the events
     if customers is not None and "first_seen" in customers.columns:
-        table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen").to_numpy(),
-                          index=customers[CUSTOMER_ID].astype(str).to_numpy())
+        ids = normalize_ids(customers[CUSTOMER_ID])
+        if ids.isna().any():
+            raise DataError(f"customers: {int(ids.isna().sum())} row(s) have no customer_id")
+        table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen", timezone=timezone).to_numpy(),
+                          index=ids.to_numpy())
+        table = table.dropna()
         seen = pd.concat([seen, table]).groupby(level=0).min()
     seen.index.name = CUSTOMER_ID
     return seen
@@ -112,8 +143,11 @@ def training_cutoffs(
         ``(customer_id, cutoff)`` sorted by cutoff, then customer.
     """
     if len(events) == 0:
-        raise ValueError("no events: cannot build a training grid")
-    last = to_utc(pd.Series([data_end])).iloc[0] if data_end is not None else events[TS].max()
+        raise DataError("no events: cannot build a training grid")
+    if data_end is not None:
+        last = to_utc(pd.Series([_timestamp(data_end, "data_end")]), what="data_end", timezone=timezone).iloc[0]
+    else:
+        last = events[TS].max()
     latest = last - pd.Timedelta(days=horizon_days)
     if end is not None:
         latest = min(latest, as_of_instant(end, timezone))
@@ -121,12 +155,12 @@ def training_cutoffs(
     grid = cutoff_grid(first, latest.tz_convert(timezone), frequency=frequency, timezone=timezone)
     grid = grid[(grid > first) & (grid <= latest)]
     if len(grid) == 0:
-        raise ValueError(
+        raise DataError(
             f"no {frequency} cutoff fits between the first event ({first}) and {latest} "
             f"(data end {last} minus a {horizon_days}-day label horizon): the history is too short"
         )
     grid = grid[-n_cutoffs:]
-    return _rows(first_seen(events, customers), grid, min_history_days)
+    return _rows(first_seen(events, customers, timezone=timezone), grid, min_history_days)
 
 
 def scoring_cutoffs(
@@ -136,6 +170,18 @@ def scoring_cutoffs(
     timezone: str = "UTC",
     customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One cutoff at ``as_of`` (see :func:`as_of_instant`) for every customer first seen before it."""
+    """One cutoff at ``as_of`` (see :func:`as_of_instant`) for every customer first seen before it.
+
+    Raises
+    ------
+    DataError
+        No customer was seen before ``as_of`` (it lies before the data starts).
+    """
     instant = as_of_instant(as_of, timezone)
-    return _rows(first_seen(events, customers), pd.DatetimeIndex([instant]), 0)
+    seen = first_seen(events, customers, timezone=timezone)
+    rows = _rows(seen, pd.DatetimeIndex([instant]), 0)
+    if len(rows) == 0:
+        start = f"the first customer appears at {seen.min():%Y-%m-%d %H:%M:%S} UTC" if len(seen) else "there are no events"
+        raise DataError(f"as_of {as_of} ({instant:%Y-%m-%d %H:%M:%S} UTC) is before any data: {start}; "
+                        "pick a later as-of date")
+    return rows

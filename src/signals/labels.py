@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from signals.errors import ConfigError
 from signals.features.window import days_to_ns, end_of_known, index_events, index_rows
 from signals.schemas import TOUCHPOINT, check_cutoffs, check_events
 from signals.settings import LabelSettings, Touchpoint
@@ -74,7 +75,7 @@ def _with_labels(cutoffs: pd.DataFrame, eligible: np.ndarray, positive: np.ndarr
 
 def _check_roles(catalog: Mapping[str, Touchpoint], roles, task: str) -> None:
     if not any(tp.role in roles for tp in catalog.values()):
-        raise ValueError(f"{task} labels need a touchpoint with role {sorted(roles)} in the catalog")
+        raise ConfigError(f"{task} labels need a touchpoint with role {sorted(roles)} in the catalog")
 
 
 def churn_within(
@@ -104,7 +105,7 @@ def churn_within(
         eligible = activity.count(-lookback_days, 0) > 0
         positive = activity.count(0, horizon_days) == 0
     else:
-        raise ValueError(f"churn mode must be 'contractual' or 'non_contractual', got {mode!r}")
+        raise ConfigError(f"churn mode must be 'contractual' or 'non_contractual', got {mode!r}")
     return _with_labels(cutoffs, eligible, positive)
 
 
@@ -141,12 +142,12 @@ def label_cutoffs(
     if task == "purchase":
         p = labels.purchase
         return purchase_within(events, cutoffs, horizon_days=p.horizon_days, catalog=catalog, quiet_days=p.quiet_days)
-    raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
 
 
 def horizon_days(task: str, labels: LabelSettings) -> int:
     """The label horizon of ``task``."""
     if task not in TASKS:
-        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+        raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
     return labels.churn.horizon_days if task == "churn" else labels.purchase.horizon_days
 

@@ -34,7 +34,7 @@ from signals.features.temperature import compute_temperature
 from signals.features.trend import compute_trend
 from signals.features.value import compute_value
 from signals.features.window import EventIndex, index_events
-from signals.schemas import CUSTOMER_ID, CUTOFF, check_cutoffs, check_events
+from signals.schemas import CUSTOMER_ID, CUTOFF, check_cutoffs, check_events, check_ids_match
 
 __all__ = ["build_features", "feature_columns", "index_events"]
 
@@ -72,7 +72,9 @@ def build_features(
         ``index_events(events, spec.touchpoints)`` built beforehand, to reuse it across calls
         (then ``events`` may be None).
     validate : bool
-        Check the events and cutoffs contracts first (skip only for already-validated frames).
+        Check the events and cutoffs contracts first (skip only for already-validated frames),
+        and that the cutoff ids are event ids (:func:`signals.schemas.check_ids_match`, with
+        ``spec.features.max_unmatched_id_fraction`` / ``unmatched_ids``).
 
     Returns
     -------
@@ -84,6 +86,8 @@ def build_features(
         if index is None:
             events = check_events(events, spec.touchpoints)
         cutoffs = check_cutoffs(cutoffs)
+        check_ids_match(_event_ids(events, index), cutoffs[CUSTOMER_ID], action=spec.features.unmatched_ids,
+                        max_fraction=spec.features.max_unmatched_id_fraction)
     ctx = PointInTime(events, cutoffs, spec.touchpoints, index=index)
     for days in window_offsets(spec):  # known up front: one prefix count per type serves them all
         ctx.positions(days)
@@ -97,6 +101,17 @@ def build_features(
         for name, values in computed.items():
             columns[name] = values
     return pd.DataFrame(columns, copy=False)
+
+
+def _event_ids(events: pd.DataFrame | None, index: EventIndex | None) -> pd.Index:
+    """The ids of customers with at least one event."""
+    if index is not None:
+        return index.customers[np.diff(index.block)[: len(index.customers)] > 0]
+    ids = events[CUSTOMER_ID]
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        used = np.bincount(ids.cat.codes.to_numpy()[ids.cat.codes.to_numpy() >= 0], minlength=len(ids.cat.categories))
+        return ids.cat.categories[used > 0]
+    return pd.Index(pd.unique(ids))
 
 
 def window_offsets(spec: FeatureSpec) -> list[float]:

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from signals.errors import DataError
 from signals.schemas import CUSTOMER_ID, SOURCE, TOUCHPOINT, TS, VALUE
 
 __all__ = [
@@ -128,7 +129,7 @@ def _read_whitespace_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame
     try:
         text = path.read_text(encoding="ascii")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a plain ASCII text table ({exc})") from None
+        raise DataError(f"{path}: not a plain ASCII text table ({exc})") from None
     rows: list[list[str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
@@ -136,16 +137,16 @@ def _read_whitespace_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame
             continue
         if not rows and number == 1 and not fields[0].isdigit():
             if len(fields) != len(columns):
-                raise ValueError(f"{path}: header {fields} does not have the {len(columns)} columns {list(columns)}")
+                raise DataError(f"{path}: header {fields} does not have the {len(columns)} columns {list(columns)}")
             continue
         if len(fields) != len(columns):
-            raise ValueError(
+            raise DataError(
                 f"{path}: line {number} has {len(fields)} field(s), expected {len(columns)} "
                 f"({' '.join(columns)}): {line.strip()!r}"
             )
         rows.append(fields)
     if not rows:
-        raise ValueError(f"{path}: no data lines")
+        raise DataError(f"{path}: no data lines")
     return pd.DataFrame(rows, columns=list(columns), dtype="str")
 
 
@@ -172,7 +173,7 @@ def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
     FileNotFoundError
         No path given and the data is not installed (``pip install 'signals[cdnow]'``), or
         ``path`` does not exist.
-    ValueError
+    DataError
         A line has the wrong number of fields, a date is not ``YYYYMMDD``, or an amount is not
         a non-negative number; the message names the file and the first bad line.
     """
@@ -185,12 +186,12 @@ def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
     bad = dates.isna()
     if bad.any():
         first = raw.loc[bad].iloc[0]
-        raise ValueError(f"{path}: {int(bad.sum())} line(s) have a date that is not YYYYMMDD, e.g. {first['date']!r}")
+        raise DataError(f"{path}: {int(bad.sum())} line(s) have a date that is not YYYYMMDD, e.g. {first['date']!r}")
     value = pd.to_numeric(raw["dollar_value"], errors="coerce")
     bad = ~np.isfinite(value.to_numpy(dtype="float64", na_value=np.nan)) | (value < 0).to_numpy()
     if bad.any():
         first = raw.loc[bad].iloc[0]
-        raise ValueError(
+        raise DataError(
             f"{path}: {int(bad.sum())} line(s) have a dollar_value that is not a non-negative number, "
             f"e.g. {first['dollar_value']!r}"
         )
@@ -218,5 +219,5 @@ def read_cdnow_sample_ids(path: str | Path | None = None) -> pd.DataFrame:
     ids = raw[["customer_id", "sample_id"]].drop_duplicates()
     ids["sample_id"] = ids["sample_id"].astype("int64")
     if ids["customer_id"].duplicated().any() or ids["sample_id"].duplicated().any():
-        raise ValueError(f"{path}: the customer_id <-> sample_id pairing is not one to one")
+        raise DataError(f"{path}: the customer_id <-> sample_id pairing is not one to one")
     return ids.sort_values("sample_id", ignore_index=True)
