@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signals.cli import app
+from signals.errors import ConfigError
 from signals.ingest import (
     REASONS,
     IngestError,
@@ -60,6 +61,7 @@ def frames(**by_name: pd.DataFrame):
 
 def run(sources, reader, **kw) -> IngestResult:
     kw.setdefault("as_of", AS_OF)
+    kw.setdefault("max_reject_fraction", 1.0)  # these hand-typed frames are mostly bad rows on purpose
     return ingest(sources, touchpoints=CATALOG, reader=reader, **kw)
 
 
@@ -217,17 +219,22 @@ def test_password_is_hidden_in_messages(monkeypatch):
 REASON_ROWS = [
     (("", "2025-01-01 10:00:00", "訪問", ""), "missing_customer_id", "customer_id is missing"),
     (("   ", "2025-01-01 10:00:00", "訪問", ""), "missing_customer_id", "customer_id is missing"),
+    (("#N/A", "2025-01-01 10:00:00", "訪問", ""), "placeholder_customer_id", "'#N/A' is a placeholder"),
+    (("null", "2025-01-01 10:00:00", "訪問", ""), "placeholder_customer_id", "'null' is a placeholder"),
     (("001", "", "訪問", ""), "unparseable_ts", "ts is missing"),
     (("001", "01/02/2025", "訪問", ""), "unparseable_ts", "'01/02/2025' is not parseable"),
     (("001", "2025-02-30 10:00:00", "訪問", ""), "unparseable_ts", "'2025-02-30 10:00:00'"),
     (("001", "9999-12-31", "訪問", ""), "unparseable_ts", "outside 1678-2261"),
+    (("001", "1900-01-01", "訪問", ""), "placeholder_ts", "'1900-01-01' falls on a placeholder date"),
+    (("001", "1970-01-01 09:00:00", "訪問", ""), "placeholder_ts", "placeholder date"),
     (("001", "2024-03-31 02:30:00", "訪問", ""), "nonexistent_local_time", "does not exist in Europe/Berlin"),
     (("001", "2024-10-27 02:30:00", "訪問", ""), "ambiguous_local_time", "happened twice in Europe/Berlin"),
     (("001", "2025-01-01 10:00:00", "Trade show", ""), "unknown_touchpoint", "'Trade show' is not mapped"),
     (("001", "2025-01-01 10:00:00", " ", ""), "unknown_touchpoint", "activity name is missing"),
     (("001", "2025-01-01 10:00:00", "受注", "1,000"), "unparseable_value", "'1,000' is not a finite"),
     (("001", "2025-01-01 10:00:00", "受注", "inf"), "unparseable_value", "'inf'"),
-    (("001", "2025-01-01 10:00:00", "受注", "-5"), "negative_value", "'-5' is negative"),
+    (("001", "2025-01-01 10:00:00", "受注", "1.7e308"), "value_out_of_range", "'1.7e308' is larger than 1e+15"),
+    (("001", "2025-01-01 10:00:00", "受注", "-5"), "negative_value", "'-5' is negative (a refund"),
     (("001", "2026-06-01 00:00:00", "受注", "10"), "future_ts", "is after as_of 2026-01-01T00:00:00Z"),
 ]
 
@@ -237,9 +244,14 @@ def test_each_reject_reason(row, reason, detail):
     good = ("002", "2025-01-01 10:00:00", "訪問", "")
     accepted, rejects = map_source(raw([good, row]), source(timezone="Europe/Berlin"), touchpoints=CATALOG, as_of=AS_OF)
     assert len(accepted) == 1 and accepted.index.tolist() == [0]
-    assert rejects[["source", "row", "reason"]].values.tolist() == [["sfa", 1, reason]]
+    assert rejects[["source", "row", "line", "reason"]].values.tolist() == [["sfa", 1, 3, reason]]
     assert detail in rejects["detail"].iloc[0]
-    assert json.loads(rejects["raw"].iloc[0]) == dict(zip(COLUMNS.values(), row, strict=True))
+    # the mapped cells as written, not every raw column (no unmapped personal data by default)
+    assert rejects[["customer_id", "ts", "touchpoint", "value"]].iloc[0].tolist() == list(row)
+    assert "raw" not in rejects.columns
+    _, with_raw = map_source(raw([good, row]), source(timezone="Europe/Berlin"), touchpoints=CATALOG, as_of=AS_OF,
+                             rejects_raw_columns=True)
+    assert json.loads(with_raw["raw"].iloc[0]) == dict(zip(COLUMNS.values(), row, strict=True))
 
 
 def test_every_reason_code_is_covered_above():
@@ -253,7 +265,10 @@ def test_every_reason_code_is_covered_above():
     (("001", "2024-10-27 02:30:00", "Trade show", "x"), "ambiguous_local_time"),
     (("001", "2030-01-01", "Trade show", "x"), "unknown_touchpoint"),
     (("001", "2030-01-01", "訪問", "x"), "unparseable_value"),
+    (("001", "2030-01-01", "訪問", "1e300"), "value_out_of_range"),
     (("001", "2030-01-01", "訪問", "-1"), "negative_value"),
+    (("N/A", "1900-01-01", "Trade show", "-1"), "placeholder_customer_id"),
+    (("001", "1970-01-01", "Trade show", "-1"), "placeholder_ts"),
 ])
 def test_first_failing_check_wins(row, reason):
     _, rejects = map_source(raw([row]), source(timezone="Europe/Berlin"), touchpoints=CATALOG, as_of=AS_OF)
@@ -410,49 +425,65 @@ def test_as_of_naive_is_local_and_future_rows_are_rejected():
 
 
 def test_dedupe_across_sources_keeps_the_first_source():
-    sfa = raw([("001", "2025-05-01 10:00:00", "Seminar attended", "7"),  # Tokyo wall time
+    sfa = raw([("001", "2025-05-01 10:00:00", "Seminar attended", ""),  # Tokyo wall time
                ("001", "2025-05-01 10:00:00", "訪問", ""),  # same instant, other touchpoint: kept
-               ("002", "2025-05-02 10:00:00", "Seminar attended", "")])
+               ("002", "2025-05-02 10:00:00", "Seminar attended", ""),
+               ("003", "2025-05-02 10:00:00", "Seminar attended", "7")])  # a value: says something else
     mkt = raw([("001", "2025-05-01T01:00:00Z", "セミナー参加", "0"),  # the same seminar, seen by marketing
                ("002", "2025-05-02T01:00:01Z", "セミナー参加", ""),  # one second later: not exact
-               ("002", "2025-05-02T01:00:01Z", "セミナー参加", "")])  # repeated inside marketing
+               ("002", "2025-05-02T01:00:01Z", "セミナー参加", ""),  # repeated inside marketing
+               ("003", "2025-05-02T01:00:00Z", "セミナー参加", "")])  # same instant, value 0 vs 7: distinct
     sources = [source("sfa", timezone="Asia/Tokyo"), source("mkt")]
     result = run(sources, frames(sfa=sfa, mkt=mkt))
     events = result.events
-    assert len(events) == 4
+    assert len(events) == 6
     seminar = events[(events["customer_id"] == "001") & (events["touchpoint"] == "seminar")]
-    assert seminar["source"].tolist() == ["sfa"] and seminar["value"].tolist() == [7.0]
-    assert result.report.loc["sfa", ["accepted", "duplicates"]].tolist() == [3, 0]
-    assert result.report.loc["mkt", ["accepted", "duplicates"]].tolist() == [1, 2]
+    assert seminar["source"].tolist() == ["sfa"]
+    assert sorted(events[events["customer_id"] == "003"]["value"].tolist()) == [0.0, 7.0]
+    assert result.report.loc["sfa", ["accepted", "duplicates"]].tolist() == [4, 0]
+    assert result.report.loc["mkt", ["accepted", "duplicates"]].tolist() == [2, 2]
     assert_accounting(result)
+    dups = result.duplicates
+    assert dups[["source", "row", "kind", "kept_source", "kept_row"]].values.tolist() == [
+        ["mkt", 0, "cross_source", "sfa", 0], ["mkt", 2, "repeated_row", "mkt", 1]]
     # source order decides: the other way round, marketing's copy is the one kept
     flipped = run(sources[::-1], frames(sfa=sfa, mkt=mkt))
     seminar = flipped.events[(flipped.events["customer_id"] == "001") & (flipped.events["touchpoint"] == "seminar")]
-    assert seminar["source"].tolist() == ["mkt"] and seminar["value"].tolist() == [0.0]
+    assert seminar["source"].tolist() == ["mkt"]
 
 
-def test_dedupe_tolerance_compares_with_the_last_kept_event():
+def test_dedupe_tolerance_is_across_sources_and_groups_from_the_first_event():
     seconds = [0, 50, 100, 130, 200, 261]
-    frame = raw([("001", f"2025-05-01T00:{s // 60:02d}:{s % 60:02d}Z", "訪問", "") for s in seconds]
-                + [("001", "2025-05-01T00:00:30Z", "資料請求", "")])  # other touchpoint: never a duplicate
-    result = run([source()], frames(sfa=frame), dedupe_tolerance_seconds=60)
-    visits = result.events[result.events["touchpoint"] == "sales_visit"]["ts"]
-    # 50 is within 60 s of 0; 100 is 100 s after the last kept (0): kept; 130 within 60 s of 100;
-    # 200 is 100 s after 100: kept; 261 is 61 s after 200: kept.
-    assert [(t - utc("2025-05-01")).seconds for t in visits] == [0, 100, 200, 261]
-    assert result.report.loc["sfa", "duplicates"] == 2
-    exact = run([source()], frames(sfa=frame), dedupe_tolerance_seconds=0)
-    assert exact.report.loc["sfa", "duplicates"] == 0
+    stamps = [f"2025-05-01T00:{s // 60:02d}:{s % 60:02d}Z" for s in seconds]
+    a = raw([("001", "2025-05-01T00:00:00Z", "訪問", ""), ("001", "2025-05-01T00:01:40Z", "訪問", ""),
+             ("001", "2025-05-01T00:03:20Z", "訪問", "")])  # 0, 100, 200 s
+    b = raw([("001", t, "訪問", "") for t in stamps] + [("001", "2025-05-01T00:00:30Z", "資料請求", "")])
+    result = run([source("a"), source("b")], frames(a=a, b=b), dedupe_tolerance_seconds=60)
+    # groups start at 0 s ({0, 50} from b, {0} from a), 100 s ({100, 130} / {100}), 200 s ({200} / {200});
+    # 261 s is 61 s after the group's start at 200 s: a group of its own. In a group, b's first event
+    # matches a's, b's second is new.
+    visits = result.events[result.events["touchpoint"] == "sales_visit"]
+    assert sorted((str(r.source), int((r.ts - utc("2025-05-01")).total_seconds())) for r in visits.itertuples()) == [
+        ("a", 0), ("a", 100), ("a", 200), ("b", 50), ("b", 130), ("b", 261)]
+    assert result.report.loc["b", "duplicates"] == 3
+    assert result.duplicates["kept_ts"].tolist() == ["2025-05-01T00:00:00Z", "2025-05-01T00:01:40Z",
+                                                     "2025-05-01T00:03:20Z"]
+    # within one source the tolerance does not apply: six visits 30-61 s apart are six visits
+    alone = run([source("b")], frames(b=b), dedupe_tolerance_seconds=60)
+    assert alone.report.loc["b", "duplicates"] == 0 and len(alone.events) == 7
 
 
 def test_dedupe_tolerance_ties_go_to_the_earlier_source_and_boundary_is_inclusive():
     a = raw([("001", "2025-05-01T00:00:10Z", "訪問", "1")])
-    b = raw([("001", "2025-05-01T00:00:10Z", "訪問", "2"), ("001", "2025-05-01T00:01:10Z", "訪問", "3"),
+    b = raw([("001", "2025-05-01T00:00:10Z", "訪問", "1"), ("001", "2025-05-01T00:01:10Z", "訪問", "1"),
              ("001", "2025-05-01T00:00:05Z", "資料請求", "")])
     result = run([source("a"), source("b")], frames(a=a, b=b), dedupe_tolerance_seconds=60)
     visits = result.events[result.events["touchpoint"] == "sales_visit"]
-    assert visits["source"].tolist() == ["a"] and visits["value"].tolist() == [1.0]  # 60 s apart: duplicate
-    assert result.report.loc["b", "duplicates"] == 2
+    assert visits["source"].tolist() == ["a", "b"]  # b's first matches a's; its second (60 s later) is new
+    assert result.report.loc["b", "duplicates"] == 1
+    c = raw([("001", "2025-05-01T00:01:10Z", "訪問", "1")])
+    edge = run([source("a"), source("c")], frames(a=a, c=c), dedupe_tolerance_seconds=60)
+    assert edge.report.loc["c", "duplicates"] == 1  # exactly 60 s apart: within the tolerance
 
 
 def test_output_is_sorted_and_passes_check_events_unchanged():
@@ -474,7 +505,7 @@ def test_output_is_sorted_and_passes_check_events_unchanged():
 
 
 def test_all_rows_rejected_gives_an_empty_valid_table():
-    result = run([source()], frames(sfa=raw([("", "2025-01-01", "訪問", "")])))
+    result = run([source()], frames(sfa=raw([("", "2025-01-01", "訪問", "")])), max_reject_fraction=1.0)
     assert result.events.empty
     pd.testing.assert_frame_equal(check_events(result.events, CATALOG), result.events)
     assert_accounting(result)
@@ -495,23 +526,29 @@ def test_strict_raises_with_counts_by_reason():
 # --------------------------------------------------------------------------------------------
 # properties: accounting and the dedupe rule on random raw frames
 
-KINDS = ("good", "missing_customer_id", "unparseable_ts", "unknown_touchpoint", "unparseable_value",
-         "negative_value", "future_ts")
+KINDS = ("good", "missing_customer_id", "placeholder_customer_id", "unparseable_ts", "placeholder_ts",
+         "unknown_touchpoint", "unparseable_value", "value_out_of_range", "negative_value", "future_ts")
 ROW = st.tuples(st.sampled_from(KINDS), st.integers(0, 3), st.integers(0, 6), st.sampled_from(["訪問", "資料請求"]),
-                st.sampled_from(["Z", "+09:00", ""]))
+                st.sampled_from(["Z", "+09:00", ""]), st.sampled_from(["", "5", "7"]), st.sampled_from(["", "e1", "e2"]))
+ID_COLUMNS = {**COLUMNS, "event_id": "ActivityId"}
 
 
-def _row(kind: str, cust: int, minute: int, name: str, zone: str) -> tuple:
-    stamp = f"2025-03-01T00:{minute:02d}:00{zone}"
-    row = [f"{cust:03d}", stamp, name, str(minute)]
+def _row(kind: str, cust: int, minute: int, name: str, zone: str, value: str, eid: str) -> tuple:
+    row = [f"{cust:03d}", f"2025-03-01T00:{minute:02d}:00{zone}", name, value, eid]
     if kind == "missing_customer_id":
         row[0] = " "
+    elif kind == "placeholder_customer_id":
+        row[0] = "#N/A"
     elif kind == "unparseable_ts":
         row[1] = "2025-03-01T25:00:00"
+    elif kind == "placeholder_ts":
+        row[1] = "1900-01-01"
     elif kind == "unknown_touchpoint":
         row[2] = "Trade show"
     elif kind == "unparseable_value":
         row[3] = "12abc"
+    elif kind == "value_out_of_range":
+        row[3] = "1.7e308"
     elif kind == "negative_value":
         row[3] = "-1"
     elif kind == "future_ts":
@@ -519,30 +556,74 @@ def _row(kind: str, cust: int, minute: int, name: str, zone: str) -> tuple:
     return tuple(row)
 
 
-def _reference_dedupe(rows: list[tuple], tolerance_ns: int) -> set:
-    """The documented rule, one event at a time: rows are (source_index, row, customer, ts_ns, touchpoint)."""
-    by_group = defaultdict(list)
-    for r in rows:
-        by_group[(r[2], r[4])].append(r)
-    kept = set()
-    for group in by_group.values():
-        last = None
-        for r in sorted(group, key=lambda r: (r[3], r[0], r[1])):
-            if last is None or r[3] - last > tolerance_ns:
-                kept.add((r[0], r[1]))
-                last = r[3]
-    return kept
+def _reference_dedupe(rows: list[tuple], tolerance_ns: int) -> dict:
+    """The documented rule, one event at a time.
+
+    ``rows`` are (source_index, row, customer, ts_ns, touchpoint, value, event_id or None) in
+    (source, row) order. Returns {(source, row) of each dropped row: (source, row) of the kept row}.
+    """
+    dropped, first_of = {}, {}
+    survivors = []
+    for r in rows:  # 1. within a source: exact repeats (event id compared when the source has one)
+        key = (r[0], r[2], r[4], r[3], r[5], r[6])
+        if key in first_of:
+            dropped[(r[0], r[1])] = first_of[key]
+        else:
+            first_of[key] = (r[0], r[1])
+            survivors.append(r)
+    groups = defaultdict(list)
+    for r in survivors:
+        groups[(r[2], r[4], r[5])].append(r)
+    kept_as = {}
+    for members in groups.values():  # 2. across sources: clusters from their first event, one-to-one matching
+        members.sort(key=lambda r: (r[3], r[0], r[1]))
+        clusters, head = [], None
+        for r in members:
+            if head is None or r[3] - head > tolerance_ns:
+                clusters.append([])
+                head = r[3]
+            clusters[-1].append(r)
+        for cluster in clusters:
+            kept_by_rank = []
+            for src in sorted({r[0] for r in cluster}):
+                mine = sorted((r for r in cluster if r[0] == src), key=lambda r: (r[3], r[1]))
+                for rank, r in enumerate(mine):
+                    if rank < len(kept_by_rank):
+                        dropped[(r[0], r[1])] = kept_by_rank[rank]
+                    else:
+                        kept_by_rank.append((r[0], r[1]))
+    for row, kept in dropped.items():  # a repeat of a dropped row points at the row kept in its place
+        kept_as[row] = dropped.get(kept, kept)
+    return kept_as
+
+
+def _random_ingest(sources_rows, with_ids, tolerance):
+    tz = "Asia/Tokyo"
+    names = [f"s{i}" for i in range(len(sources_rows))]
+    raw_frames = {name: pd.DataFrame([_row(*r) for r in rows], columns=list(ID_COLUMNS.values()), dtype="str")
+                  for name, rows in zip(names, sources_rows, strict=True)}
+    configured = [source(name, timezone=tz, columns=ID_COLUMNS if ids else COLUMNS)
+                  for name, ids in zip(names, with_ids, strict=True)]
+    result = run(configured, frames(**raw_frames), dedupe_tolerance_seconds=tolerance, as_of="2026-01-01T00:00:00Z")
+    good = []
+    for s, (rows, ids) in enumerate(zip(sources_rows, with_ids, strict=True)):
+        for i, (kind, cust, minute, act, zone, value, eid) in enumerate(rows):
+            if kind == "good":
+                local = pd.Timestamp(f"2025-03-01T00:{minute:02d}:00{zone}")
+                ts = local.tz_localize(tz) if local.tzinfo is None else local
+                good.append((s, i, f"{cust:03d}", ts.tz_convert("UTC").value, NAMES[act], float(value or 0),
+                             (eid or None) if ids else None))
+    return names, result, good
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sources_rows=st.lists(st.lists(ROW, min_size=1, max_size=25), min_size=1, max_size=3),
+       with_ids=st.lists(st.booleans(), min_size=3, max_size=3),
        tolerance=st.sampled_from([0, 60, 150, 3600]))
-def test_accounting_and_dedupe_match_a_reference(sources_rows, tolerance):
-    tz = "Asia/Tokyo"
-    names = [f"s{i}" for i in range(len(sources_rows))]
-    raw_frames = {name: raw([_row(*r) for r in rows]) for name, rows in zip(names, sources_rows, strict=True)}
-    result = run([source(name, timezone=tz) for name in names], frames(**raw_frames),
-                 dedupe_tolerance_seconds=tolerance, as_of="2026-01-01T00:00:00Z")
+def test_accounting_and_dedupe_match_a_reference(sources_rows, with_ids, tolerance):
+    """read = accepted + rejected + duplicates; every dropped row is in the rejects or the duplicates,
+    with the row it duplicates; the kept events are the documented rule's."""
+    names, result, good = _random_ingest(sources_rows, with_ids[: len(sources_rows)], tolerance)
     assert_accounting(result)
     for name, rows in zip(names, sources_rows, strict=True):
         assert result.report.loc[name, "read"] == len(rows)
@@ -550,18 +631,19 @@ def test_accounting_and_dedupe_match_a_reference(sources_rows, tolerance):
                               for i, (kind, *_) in enumerate(rows) if kind != "good")
     got_rejects = sorted(zip(result.rejects["source"], result.rejects["row"], result.rejects["reason"], strict=True))
     assert got_rejects == expected_rejects
-    good = []
-    for s, rows in enumerate(sources_rows):
-        for i, (kind, cust, minute, act, zone) in enumerate(rows):
-            if kind == "good":
-                local = pd.Timestamp(f"2025-03-01T00:{minute:02d}:00{zone}")
-                ts = local.tz_localize(tz) if local.tzinfo is None else local
-                good.append((s, i, f"{cust:03d}", ts.tz_convert("UTC").value, NAMES[act], float(minute)))
-    kept = _reference_dedupe(good, tolerance * 1_000_000_000)
-    expected_events = sorted((r[2], r[3], r[4], names[r[0]], r[5]) for r in good if (r[0], r[1]) in kept)
+    dropped = _reference_dedupe(good, tolerance * 1_000_000_000)
+    got_dropped = {(names.index(r.source), r.row): (names.index(r.kept_source), r.kept_row)
+                   for r in result.duplicates.itertuples()}
+    assert got_dropped == dropped
+    assert len(result.duplicates) == result.report.loc["total", "duplicates"]
+    expected_events = sorted((r[2], r[3], r[4], names[r[0]], r[5]) for r in good if (r[0], r[1]) not in dropped)
     got_events = sorted((r.customer_id, r.ts.value, r.touchpoint, r.source, r.value) for r in result.events.itertuples())
     assert got_events == expected_events
-    assert result.report.loc["total", "duplicates"] == len(good) - len(kept)
+    # every raw row is accounted for exactly once: accepted, rejected or a duplicate of a kept row
+    rejected = set(zip(result.rejects["source"], result.rejects["row"], strict=True))
+    duplicate = set(zip(result.duplicates["source"], result.duplicates["row"], strict=True))
+    kept_rows = set(zip(result.duplicates["kept_source"], result.duplicates["kept_row"], strict=True))
+    assert not rejected & duplicate and not (kept_rows & (rejected | duplicate))
     events = result.events
     pd.testing.assert_frame_equal(events, events.sort_values(["customer_id", "ts", "touchpoint"], kind="stable",
                                                              ignore_index=True))
@@ -571,18 +653,18 @@ def test_accounting_and_dedupe_match_a_reference(sources_rows, tolerance):
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1), st.integers(0, 400)), min_size=1, max_size=60),
        st.integers(0, 120))
 def test_tolerance_dedupe_matches_the_reference_on_dense_events(events, tolerance):
-    """Many events per (customer, touchpoint) a few seconds apart: long chains of kept/duplicate events."""
+    """Many events per (customer, touchpoint) a few seconds apart: long chains of groups."""
     half = len(events) // 2
     parts = {"a": events[:half], "b": events[half:]}
     acts = ["訪問", "資料請求"]
     frames_ = {name: raw([(f"c{c}", f"2025-03-01T00:{s // 60:02d}:{s % 60:02d}Z", acts[k], "") for c, k, s in rows])
                for name, rows in parts.items() if rows}
     result = run([source(name) for name in frames_], frames(**frames_), dedupe_tolerance_seconds=tolerance)
-    good = [(si, i, f"c{c}", pd.Timestamp(f"2025-03-01T00:{s // 60:02d}:{s % 60:02d}Z").value, NAMES[acts[k]])
-            for si, name in enumerate(frames_) for i, (c, k, s) in enumerate(parts[name])]
-    kept = _reference_dedupe(good, tolerance * 1_000_000_000)
+    good = [(si, i, f"c{c}", pd.Timestamp(f"2025-03-01T00:{s // 60:02d}:{s % 60:02d}Z").value, NAMES[acts[k]], 0.0,
+             None) for si, name in enumerate(frames_) for i, (c, k, s) in enumerate(parts[name])]
+    dropped = _reference_dedupe(good, tolerance * 1_000_000_000)
     names = list(frames_)
-    expected = sorted((r[2], r[3], r[4], names[r[0]]) for r in good if (r[0], r[1]) in kept)
+    expected = sorted((r[2], r[3], r[4], names[r[0]]) for r in good if (r[0], r[1]) not in dropped)
     got = sorted((r.customer_id, r.ts.value, r.touchpoint, r.source) for r in result.events.itertuples())
     assert got == expected
     assert_accounting(result)
@@ -686,6 +768,6 @@ def test_cli_ingest_errors_are_messages_not_tracebacks(tmp_path):
 
 
 def test_run_ingest_checks_output_names_before_reading(tmp_path):
-    with pytest.raises(IngestError, match=r"events file .*events\.txt: use a \.parquet or \.csv name"):
+    with pytest.raises(ConfigError, match=r"events file .*events\.txt: use a \.parquet or \.csv name"):
         run_ingest(_settings(tmp_path), events_path=tmp_path / "events.txt")
     assert not (tmp_path / "out" / "rejects.csv").exists()

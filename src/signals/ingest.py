@@ -4,65 +4,95 @@ This is the article's first hard part (顧客接点温度, seed 002): the touchp
 many systems (SFA exports, marketing automation, a support database), each with its own column
 names, activity names ("Webinar attended", "資料請求") and clock. Ingestion maps every source onto
 the canonical events contract (:mod:`signals.schemas`), validates it row by row, and removes the
-events that several systems recorded twice.
+rows that say the same thing twice. Nothing is lost silently: every raw row ends up accepted, in
+the rejects (with a reason) or in the duplicates (with the row it repeats).
 
 Three steps, each usable on its own:
 
 * :func:`signals.io.sources.read_source` reads one source's raw rows (CSV as text, Parquet as stored,
-  SQL through SQLAlchemy). It is the only step that does I/O.
+  SQL through SQLAlchemy, read-only). It is the only step that does I/O.
 * :func:`map_source` is a pure function ``raw rows -> (accepted, rejects)``: column mapping, activity
   names, timestamps, values. Every raw row ends up in exactly one of the two outputs.
-* :func:`ingest` reads and maps every source, then unifies: one table, deduplicated across sources,
-  sorted by ``(customer_id, ts, touchpoint)``, with a report that always satisfies
+* :func:`ingest` reads and maps every source, then unifies: one table, deduplicated, sorted by
+  ``(customer_id, ts, touchpoint)``, with a report that always satisfies
   ``read = accepted + rejected + duplicates`` per source and in total.
 
 Row checks (the first failing one wins, in this order)
 ------------------------------------------------------
-=========================  ============================================================================
-reason                     the row is rejected when
-=========================  ============================================================================
-``missing_customer_id``    the customer id is null or blank after stripping spaces
-``unparseable_ts``         the timestamp is null, blank, not parseable with the source's ``ts_format``
-                           nor as ISO 8601, or outside the range pandas can hold in nanoseconds
-                           (1678-01-01 .. 2261-12-31)
-``nonexistent_local_time`` a naive timestamp falls in the spring-forward gap of ``source.timezone``
-``ambiguous_local_time``   a naive timestamp falls in the autumn overlap of ``source.timezone`` (it
-                           happened twice; an export with UTC offsets removes the doubt)
-``unknown_touchpoint``     the activity name is null, blank, or neither mapped in ``source.touchpoints``
-                           nor already a catalog type name
-``unparseable_value``      the value is not a finite decimal number (``"1,000"``, ``"abc"``, ``"inf"``)
-``negative_value``         the value is below zero
-``future_ts``              the timestamp is after ``as_of`` (``ts > as_of``)
-=========================  ============================================================================
+============================  =========================================================================
+reason                        the row is rejected when
+============================  =========================================================================
+``missing_customer_id``       the customer id is null or blank after stripping spaces
+``placeholder_customer_id``   the id is a placeholder for "no id" (``NULL``, ``#N/A``, ``None``, ``nan``,
+                              ``N/A``, ``-``, ...: ``ingest.placeholder_ids``, any letter case)
+``unparseable_ts``            the timestamp is null, blank, not parseable with the source's ``ts_format``
+                              nor as ISO 8601, or outside the range pandas can hold in nanoseconds
+                              (1678-01-01 .. 2261-12-31)
+``placeholder_ts``            the timestamp falls on a placeholder date (1899-12-30, 1900-01-01,
+                              1970-01-01: ``ingest.placeholder_dates``), in UTC or in ``source.timezone``
+``nonexistent_local_time``    a naive timestamp falls in the spring-forward gap of ``source.timezone``
+``ambiguous_local_time``      a naive timestamp falls in the autumn overlap of ``source.timezone`` (it
+                              happened twice; an export with UTC offsets removes the doubt)
+``unknown_touchpoint``        the activity name is null, blank, or neither mapped in ``source.touchpoints``
+                              nor already a catalog type name
+``unparseable_value``         the value is not a finite decimal number (``"1,000"``, ``"abc"``, ``"inf"``)
+``value_out_of_range``        the value's size is above 10^15 (:data:`signals.schemas.MAX_ABS_VALUE`;
+                              ``1.8e308`` would turn every sum into ``inf``)
+``negative_value``            the value is below zero and the type's role is not ``refund``
+``future_ts``                 the timestamp is after ``as_of`` (``ts > as_of``)
+============================  =========================================================================
 
 Timestamps: naive values are wall-clock times in ``source.timezone``; values with an offset or ``Z``
 (and tz-aware Parquet / SQL columns) are instants and are converted to UTC as they are. One text
-column may mix both. Customer ids are stripped text (``"00001"`` keeps its zeros). A missing value
+column may mix both. A ``ts_format`` whose day and month are swapped (``%d/%m/%Y`` for
+``03/25/2025``) is a configuration error, not a pile of misread dates: when some rows only parse
+with day and month exchanged and every row parses that way, ingestion stops and says so. Customer
+ids are text (:func:`signals.schemas.normalize_ids`: ``"00001"`` keeps its zeros). A missing value
 is 0. Activity names are stripped before the lookup.
+
+Refunds: a type whose catalog role is ``refund`` (refunds, credit notes) may carry a negative
+amount; it is stored as the positive amount given back (``-500`` and ``500`` both mean 500 refunded),
+and value features net it off the purchases. Pass the catalog (not just the type names) as
+``touchpoints`` so ingestion knows the roles.
 
 A mapping to a type that is not in the catalog is a **configuration error**, not a row problem: it
 raises :class:`IngestError` before any row is read, naming the source and the mapping to fix (every
-row of that activity would otherwise be rejected, silently hiding a typo in the config).
+row of that activity would otherwise be rejected, silently hiding a typo in the config). So is a
+source whose rows are mostly rejected: above ``max_reject_fraction`` (default 50%) of one source's
+rows, ingestion fails with the counts by reason and a hint (a wrong encoding or delimiter usually
+shows as every activity unknown), and the rejects are still returned in the error's ``result``.
 
 Deduplication
 -------------
-Two accepted events are the same contact when they have the same customer, the same touchpoint, and
-timestamps at most ``dedupe_tolerance_seconds`` apart, under this precise rule: events of one
-``(customer_id, touchpoint)`` are taken in ``(ts, source order, row order)`` order; the first is kept;
-each following event is a duplicate when ``ts - ts_of_last_kept_event <= tolerance``, otherwise it is
-kept and becomes the new reference. So with a 60 s tolerance, events at 0 s, 50 s and 100 s keep 0 s
-and 100 s (100 s is compared with the last *kept* event at 0 s, not with the dropped one at 50 s).
-With the default tolerance 0 this is exact deduplication on ``(customer_id, ts, touchpoint)``; ties
-keep the event of the earliest source in the config, then the earliest row. The value of a dropped
-duplicate is not added to the kept one. Duplicates are counted per source (the source of the dropped
-row) and are not rejects: they do not appear in the rejects table.
+Duplicates are rows that say the same thing: the same customer, touchpoint, time and value, and,
+when the source maps an ``event_id`` column, the same event id. Distinct amounts on one day are
+distinct events; so are rows with distinct event ids.
+
+* **Within one source** a duplicate is an exact repeat: a row with the same customer, touchpoint,
+  ``ts``, value and event id (when mapped) as an earlier row of that source. A source without event
+  ids cannot tell two identical rows apart: map its activity id as ``event_id`` when it has one.
+* **Across sources** (systems that record the same contact), events of one
+  ``(customer_id, touchpoint, value)`` are taken in ``ts`` order and grouped: a group starts at an
+  event and holds every later event at most ``dedupe_tolerance_seconds`` after it (0 = the same
+  instant). In a group, each source's events are matched one to one, in time order, with the events
+  of the sources before it in the config: a source's ``k``-th event is a duplicate when an earlier
+  source already has ``k`` or more events in the group. So if the SFA logs three orders of 100 at one
+  instant (with distinct event ids) and the ERP the same three, three are kept; if the ERP logs
+  one of them, it is a duplicate of the SFA's first. Event ids of different systems are not
+  compared. Ties keep the event of the earliest source in the config.
+
+The value of a dropped duplicate is not added to the kept one. Duplicates are counted per source
+(the source of the dropped row), are not rejects, and are listed, each with the row it duplicates
+(``kept_source``, ``kept_row``, ``kept_line``), in :attr:`IngestResult.duplicates`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+import sys
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,16 +101,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from signals.errors import IngestError
-from signals.io.sources import read_source
-from signals.schemas import CUSTOMER_ID, EVENT_COLUMNS, SOURCE, TOUCHPOINT, TS, VALUE
-from signals.settings import SourceSettings
+from signals.io.sources import lines_of, read_source
+from signals.schemas import (
+    AWARE_TEXT_RE,
+    CUSTOMER_ID,
+    EVENT_COLUMNS,
+    MAX_ABS_VALUE,
+    SOURCE,
+    TOUCHPOINT,
+    TS,
+    VALUE,
+    normalize_ids,
+)
+from signals.settings import PLACEHOLDER_DATES, PLACEHOLDER_IDS, SourceSettings, Touchpoint
 
 __all__ = [
+    "DUPLICATE_COLUMNS",
     "REASONS",
     "REJECT_COLUMNS",
     "REPORT_COLUMNS",
     "IngestError",
     "IngestResult",
+    "check_reject_rates",
     "check_strict",
     "ingest",
     "map_source",
@@ -90,31 +132,39 @@ __all__ = [
 #: Reject reason codes, in the order the checks run (the first failing check names the reason).
 REASONS = (
     "missing_customer_id",
+    "placeholder_customer_id",
     "unparseable_ts",
+    "placeholder_ts",
     "nonexistent_local_time",
     "ambiguous_local_time",
     "unknown_touchpoint",
     "unparseable_value",
+    "value_out_of_range",
     "negative_value",
     "future_ts",
 )
-#: Columns of the rejects table.
-REJECT_COLUMNS = ("source", "row", "reason", "detail", "raw")
+#: Columns of the rejects table: where the row is, why it was rejected, and its mapped raw cells as
+#: text (``raw``, every raw column as JSON, only with ``rejects_raw_columns=True``).
+REJECT_COLUMNS = ("source", "row", "line", "reason", "detail", "customer_id", "ts", "touchpoint", "value",
+                  "event_id")
+#: Columns of the duplicates table: the dropped row (canonical values, UTC time) and the row it repeats.
+DUPLICATE_COLUMNS = ("source", "row", "line", "kind", "customer_id", "ts", "touchpoint", "value", "event_id",
+                     "kept_source", "kept_row", "kept_line", "kept_ts")
 #: Count columns of the report (then one column per reason code).
 REPORT_COLUMNS = ("read", "accepted", "rejected", "duplicates")
 TOTAL = "total"
+EVENT_ID = "event_id"
 
 _NAT = np.iinfo(np.int64).min
 # pandas holds nanoseconds between 1677-09-21 and 2262-04-11; whole years inside keep local-time
 # shifts and comparisons clear of the edges.
 _TS_MIN = pd.Timestamp("1678-01-01")
 _TS_MAX = pd.Timestamp("2262-01-01")
-# An explicit UTC offset (or Z) after a time of day: "...T10:00:00+09:00", "... 10:00Z", "...T1000-0500".
-# A date alone ("2024-01-05") never matches, so its "-05" is not mistaken for an offset.
-_AWARE_RE = r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s?(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_AWARE_RE = AWARE_TEXT_RE
 _NUMBER_RE = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"  # plain decimals: no "1,000", no "inf"
 
-_OK, _MISSING_ID, _BAD_TS, _NONEXISTENT, _AMBIGUOUS, _UNKNOWN_TP, _BAD_VALUE, _NEGATIVE, _FUTURE = range(9)
+(_OK, _MISSING_ID, _PLACEHOLDER_ID, _BAD_TS, _PLACEHOLDER_TS, _NONEXISTENT, _AMBIGUOUS, _UNKNOWN_TP,
+ _BAD_VALUE, _OUT_OF_RANGE, _NEGATIVE, _FUTURE) = range(12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,25 +181,39 @@ class IngestResult:
         The canonical events (see :mod:`signals.schemas`), deduplicated, sorted by
         ``(customer_id, ts, touchpoint)``.
     rejects : DataFrame
-        One row per rejected raw row: ``source``, ``row`` (0-based row number in its source),
-        ``reason`` (a code of :data:`REASONS`), ``detail`` (plain words) and ``raw`` (the raw row as
-        JSON), ordered by source (config order) then row.
+        One row per rejected raw row (:data:`REJECT_COLUMNS`): ``source``, ``row`` (0-based row
+        number in its source), ``line`` (the line in a CSV file where the row starts, the header
+        being line 1; for Parquet and SQL the 1-based row number), ``reason`` (a code of
+        :data:`REASONS`), ``detail`` (plain words), then the mapped raw cells as text
+        (``customer_id``, ``ts``, ``touchpoint``, ``value``, ``event_id``; empty when the column is
+        not mapped) and, only with ``rejects_raw_columns``, ``raw`` (every raw column as JSON).
+        Ordered by source (config order) then row.
     report : DataFrame
         Indexed by source name (config order) plus a final ``"total"`` row; columns ``read``,
         ``accepted``, ``rejected``, ``duplicates`` and one count per reason code.
         ``read == accepted + rejected + duplicates`` on every row.
     as_of : Timestamp
         The UTC instant after which events were rejected as ``future_ts``.
+    duplicates : DataFrame
+        One row per dropped duplicate (:data:`DUPLICATE_COLUMNS`): where it was (``source``,
+        ``row``, ``line``), ``kind`` (``repeated_row`` within its source or ``cross_source``), its
+        canonical values, and the row it duplicates (``kept_source``, ``kept_row``, ``kept_line``,
+        ``kept_ts``). Ordered by source then row.
     """
 
     events: pd.DataFrame
     rejects: pd.DataFrame
     report: pd.DataFrame
     as_of: pd.Timestamp
+    duplicates: pd.DataFrame | None = None
 
     @property
     def n_rejected(self) -> int:
         return int(self.report.loc[TOTAL, "rejected"])
+
+    @property
+    def n_duplicates(self) -> int:
+        return int(self.report.loc[TOTAL, "duplicates"])
 
     def rejected_by_reason(self, source: str = TOTAL) -> dict[str, int]:
         """Non-zero reject counts by reason code for one source (or the total), most frequent first."""
@@ -158,8 +222,11 @@ class IngestResult:
         return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def resolve_as_of(as_of: dt.datetime | pd.Timestamp | str | None, timezone: str = "UTC") -> pd.Timestamp:
+def resolve_as_of(as_of: dt.datetime | pd.Timestamp | str | None, timezone: str | None = None) -> pd.Timestamp:
     """The ``as_of`` instant in UTC: ``None`` is now; a naive value is a wall-clock time in ``timezone``.
+
+    A naive value without ``timezone`` is refused (the one rule for instants from user input, see
+    :mod:`signals.schemas`): pass the business time zone (``settings.timezone``) or an offset.
 
     >>> resolve_as_of("2026-01-01T00:00:00", "Asia/Tokyo")
     Timestamp('2025-12-31 15:00:00+0000', tz='UTC')
@@ -175,6 +242,11 @@ def resolve_as_of(as_of: dt.datetime | pd.Timestamp | str | None, timezone: str 
     if ts is pd.NaT:
         raise IngestError("as_of must be a timestamp, got NaT")
     if ts.tzinfo is None:
+        if timezone is None:
+            raise IngestError(
+                f"as_of {as_of} has no time zone: pass timezone= (the job uses settings.timezone) "
+                "or give it an offset (e.g. 2026-01-01T00:00:00+09:00)"
+            )
         try:
             ts = ts.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
         except (ValueError, TypeError) as exc:  # pytz-style AmbiguousTimeError / NonExistentTimeError are ValueErrors
@@ -194,6 +266,43 @@ def check_strict(result: IngestResult) -> None:
         if by_reason:
             lines.append(f"  {name}: " + ", ".join(f"{reason} {n}" for reason, n in by_reason.items()))
     raise IngestError("\n".join(lines), result=result)
+
+
+_HINTS = {
+    "unknown_touchpoint": "the activity names match nothing in {key}touchpoints{csv}",
+    "missing_customer_id": "the customer id column is empty: check {key}columns{csv}",
+    "placeholder_customer_id": "the customer ids are placeholders: check {key}columns.customer_id",
+    "unparseable_ts": "the timestamps do not parse: check {key}ts_format{csv}",
+    "placeholder_ts": "the timestamps are placeholder dates: check {key}columns.ts",
+    "future_ts": "the timestamps are after as_of: check ingest.as_of and {key}timezone",
+    "unparseable_value": "the values do not parse: check {key}columns.value (plain decimals, no thousands separator)",
+    "negative_value": "the values are negative: map refunds to a catalog type with role refund",
+}
+
+
+def check_reject_rates(result: IngestResult, sources: Sequence[SourceSettings], max_reject_fraction: float) -> None:
+    """Raise :class:`IngestError` (carrying ``result``) when a source rejects more than its share of rows.
+
+    Each source's limit is its own ``max_reject_fraction`` when set, else ``max_reject_fraction``.
+    """
+    lines = []
+    for source in sources:
+        limit = source.max_reject_fraction if source.max_reject_fraction is not None else max_reject_fraction
+        row = result.report.loc[source.name]
+        if row["read"] == 0 or row["rejected"] / row["read"] <= limit:
+            continue
+        by_reason = result.rejected_by_reason(source.name)
+        top = next(iter(by_reason))
+        csv = (f" (or {_key(source, 'encoding')} {source.encoding!r} / {_key(source, 'delimiter')} "
+               f"{source.delimiter!r} do not fit the file)") if source.kind == "csv" else ""
+        hint = _HINTS.get(top, "").format(key=f"ingest.sources[name={source.name}].", csv=csv)
+        lines.append(
+            f"source {source.name!r}: {row['rejected'] / row['read']:.0%} of {int(row['read']):,} rows rejected "
+            f"(" + ", ".join(f"{reason} {n:,}" for reason, n in by_reason.items()) + f"), more than the "
+            f"{limit:.0%} allowed (max_reject_fraction)" + (f"; {hint}" if hint else "")
+        )
+    if lines:
+        raise IngestError("\n".join(lines), result=result)
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,18 +327,50 @@ def _check_columns(raw: pd.DataFrame, source: SourceSettings) -> None:
     missing = {canon: col for canon, col in source.columns.items() if col not in raw.columns}
     if missing:
         mapped = ", ".join(f"{canon}: {col!r}" for canon, col in missing.items())
+        hint = ""
+        if source.kind == "csv" and len(raw.columns) == 1:
+            header = str(raw.columns[0])
+            found = [d for d in (";", "\t", "|", ",") if d in header and d != source.delimiter]
+            if found:
+                hint = (f" The header looks {found[0]!r}-separated: set {_key(source, 'delimiter')}: "
+                        f"{found[0]!r}.")
         raise IngestError(
             f"source {source.name!r}: mapped column(s) {sorted(set(missing.values()))} not found ({mapped}). "
             f"The source has columns {[str(c) for c in raw.columns]}. "
-            f"Fix {_key(source, 'columns')} (canonical -> raw column name) or the export."
+            f"Fix {_key(source, 'columns')} (canonical -> raw column name) or the export.{hint}"
         )
 
 
-def _catalog_names(touchpoints: Iterable[str]) -> list[str]:
+@dataclass(frozen=True)
+class _Catalog:
+    names: list[str]
+    refund: np.ndarray  # bool per type: amounts may be negative (stored as the amount given back)
+
+
+def _catalog(touchpoints: Iterable[str] | Mapping[str, Touchpoint]) -> _Catalog:
     names = [str(t) for t in touchpoints]
     if not names:
         raise IngestError("the touchpoint catalog is empty")
-    return names
+    refund = np.zeros(len(names), dtype=bool)
+    if isinstance(touchpoints, Mapping):
+        refund = np.array([getattr(touchpoints[n], "role", None) == "refund" for n in names], dtype=bool)
+    return _Catalog(names, refund)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The row rules that do not depend on the source: placeholders, ``as_of``, raw columns in rejects."""
+
+    as_of: pd.Timestamp
+    placeholder_ids: frozenset[str]
+    placeholder_dates: tuple[dt.date, ...]
+    raw_columns: bool = False
+
+    @classmethod
+    def make(cls, as_of: pd.Timestamp, placeholder_ids: Iterable[str], placeholder_dates: Iterable,
+             raw_columns: bool = False) -> _Rules:
+        dates = tuple(pd.Timestamp(d).date() for d in placeholder_dates)
+        return cls(as_of, frozenset(str(p).strip().lower() for p in placeholder_ids), dates, raw_columns)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +382,8 @@ def _as_text(col: pd.Series) -> pd.Series:
     col = col.reset_index(drop=True)
     if pd.api.types.is_float_dtype(col.dtype):
         finite = col.dropna()
-        if len(finite) and bool(np.all(np.isfinite(finite)) and np.all(finite == np.round(finite))):
+        if len(finite) and bool(np.all(np.isfinite(finite)) and np.all(finite == np.round(finite))
+                                and np.all(np.abs(finite) < 2**53)):
             col = col.astype("Int64")  # 123.0 -> "123": integer ids stored as floats because of nulls
     text = col.astype("str").str.strip()
     return text.mask(text == "")
@@ -299,8 +441,47 @@ def _has_tz_directive(fmt: str) -> bool:
     return "%z" in fmt or "%Z" in fmt
 
 
-def _parse_ts(col: pd.Series, source: SourceSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps -> (UTC ns with _NAT, status: _OK / _BAD_TS / _NONEXISTENT / _AMBIGUOUS)."""
+def _swapped(fmt: str) -> str | None:
+    """``fmt`` with day and month exchanged (None when it does not hold both)."""
+    if "%d" not in fmt or "%m" not in fmt:
+        return None
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def _check_day_month(text: pd.Series, fmt: str, ok: np.ndarray, tried: np.ndarray, source: SourceSettings) -> None:
+    """Fail when ``fmt`` reads day and month the wrong way round.
+
+    Evidence: some rows fail with ``fmt`` but parse with day and month exchanged, and every row
+    that parses with ``fmt`` also parses the other way (true when the data are in the swapped
+    order; false as soon as one real day above 12 is present).
+    """
+    swapped = _swapped(fmt)
+    failed = np.flatnonzero(tried & ~ok)
+    if swapped is None or not len(failed):
+        return
+    _, only_swapped = _parse_text(text.iloc[failed], swapped, utc=False)
+    if not only_swapped.any():
+        return
+    parsed = np.flatnonzero(tried & ok)
+    if len(parsed):
+        _, both = _parse_text(text.iloc[parsed], swapped, utc=False)
+        if not both.all():
+            return
+    example = text.iloc[failed[np.flatnonzero(only_swapped)[0]]]
+    raise IngestError(
+        f"source {source.name!r}: {_key(source, 'ts_format')} {fmt!r} looks day/month swapped: "
+        f"{int(only_swapped.sum()):,} of {int(tried.sum()):,} timestamps only parse as {swapped!r} "
+        f"(e.g. {example!r}), and every other one parses that way too (so those up to the 12th would be "
+        f"misread silently). Set ts_format: {swapped!r}"
+    )
+
+
+def _parse_ts(col: pd.Series, source: SourceSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps -> (UTC ns with _NAT, status: _OK / _BAD_TS / _NONEXISTENT / _AMBIGUOUS, wall-clock ns).
+
+    The wall-clock ns are the times as written (naive values before localisation; aware values
+    in UTC); the placeholder-date check uses them.
+    """
     n = len(col)
     ns = np.full(n, _NAT, dtype=np.int64)
     naive = np.zeros(n, dtype=bool)  # values that are wall-clock times in source.timezone
@@ -320,9 +501,11 @@ def _parse_ts(col: pd.Series, source: SourceSettings) -> tuple[np.ndarray, np.nd
             idx = np.flatnonzero(todo)
             ns[idx], ok[idx] = _parse_text(text.iloc[idx], fmt, utc=True)
         elif fmt:
-            idx = np.flatnonzero(todo & ~aware)
+            tried = todo & ~aware
+            idx = np.flatnonzero(tried)
             ns[idx], ok[idx], _ = _parse_naive_text(text.iloc[idx], fmt)
             naive[idx] = ok[idx]
+            _check_day_month(text, fmt, ok, tried, source)
         todo &= ~ok
         # ISO 8601: the fallback for every source (and the only format when ts_format is null)
         idx = np.flatnonzero(todo & ~aware)
@@ -334,12 +517,29 @@ def _parse_ts(col: pd.Series, source: SourceSettings) -> tuple[np.ndarray, np.nd
         if len(idx):
             ns[idx], ok[idx] = _parse_text(text.iloc[idx], None, utc=True)
     status = np.where(ok, _OK, _BAD_TS).astype(np.int8)
+    wall = ns.copy()
     if naive.any() and source.timezone != "UTC":
         idx = np.flatnonzero(naive)
         utc_ns, local_status = _localize(ns[idx], source.timezone)
         ns[idx] = utc_ns
         status[idx] = local_status
-    return ns, status
+    return ns, status, wall
+
+
+def _placeholder_dates(utc_ns: np.ndarray, wall_ns: np.ndarray, parsed: np.ndarray,
+                       dates: Sequence[dt.date]) -> np.ndarray:
+    """Rows whose time falls on a placeholder date, as written or in UTC."""
+    out = np.zeros(len(utc_ns), dtype=bool)
+    if not dates:
+        return out
+    last = max(pd.Timestamp(d) for d in dates).value + 2 * 86_400 * 10**9
+    early = np.flatnonzero(parsed & ((wall_ns < last) | (utc_ns < last)))  # placeholders are old dates: few rows
+    for d in dates:
+        lo = pd.Timestamp(d).value
+        hi = lo + 86_400 * 10**9
+        for stamps in (wall_ns[early], utc_ns[early]):
+            out[early] |= (stamps >= lo) & (stamps < hi)
+    return out
 
 
 def _localize(wall_ns: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarray]:
@@ -359,7 +559,7 @@ def _localize(wall_ns: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarra
 
 
 def _parse_value(col: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Values -> (float64, status: _OK / _BAD_VALUE / _NEGATIVE). Missing is 0."""
+    """Values -> (float64, status: _OK / _BAD_VALUE / _OUT_OF_RANGE). Missing is 0; the sign is checked later."""
     status = np.zeros(n, dtype=np.int8)
     if col is None:
         return np.zeros(n), status
@@ -382,7 +582,8 @@ def _parse_value(col: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray]
     values[missing] = 0.0
     values += 0.0  # "-0" -> 0.0
     status[bad] = _BAD_VALUE
-    status[~bad & (values < 0)] = _NEGATIVE
+    with np.errstate(invalid="ignore"):
+        status[~bad & (np.abs(values) > MAX_ABS_VALUE)] = _OUT_OF_RANGE
     values[bad] = np.nan
     return values, status
 
@@ -409,7 +610,7 @@ def _shown(col: pd.Series | None, rows: np.ndarray) -> pd.Series:
     return ("'" + sub.str.slice(0, 80) + "'").fillna("").astype("str")
 
 
-def _details(reason: np.ndarray, idx: np.ndarray, *, raw_ts: pd.Series, raw_tp: pd.Series,
+def _details(reason: np.ndarray, idx: np.ndarray, *, raw_id: pd.Series, raw_ts: pd.Series, raw_tp: pd.Series,
              raw_value: pd.Series | None, ts_ns: np.ndarray,
              source: SourceSettings, as_of: pd.Timestamp) -> pd.Series:
     """Plain-words detail for the rejected rows ``idx`` (vectorized per reason)."""
@@ -422,11 +623,15 @@ def _details(reason: np.ndarray, idx: np.ndarray, *, raw_ts: pd.Series, raw_tp: 
         rows = idx[where]
         if code == _MISSING_ID:
             text = pd.Series(["customer_id is missing or blank"] * len(rows), dtype="str")
+        elif code == _PLACEHOLDER_ID:
+            text = "customer_id " + _shown(raw_id, rows) + " is a placeholder for a missing id (ingest.placeholder_ids)"
         elif code == _BAD_TS:
             shown = _shown(raw_ts, rows)
             text = ("ts " + shown + f" is not parseable with {fmt}, or is outside 1678-2261").where(
                 shown != "", "ts is missing or blank"
             )
+        elif code == _PLACEHOLDER_TS:
+            text = "ts " + _shown(raw_ts, rows) + " falls on a placeholder date for a missing date (ingest.placeholder_dates)"
         elif code == _NONEXISTENT:
             text = "local time " + _shown(raw_ts, rows) + f" does not exist in {tz} (clocks jump forward: DST gap)"
         elif code == _AMBIGUOUS:
@@ -439,8 +644,11 @@ def _details(reason: np.ndarray, idx: np.ndarray, *, raw_ts: pd.Series, raw_tp: 
             )
         elif code == _BAD_VALUE:
             text = "value " + _shown(raw_value, rows) + " is not a finite decimal number"
+        elif code == _OUT_OF_RANGE:
+            text = "value " + _shown(raw_value, rows) + f" is larger than {MAX_ABS_VALUE:g}: not a real amount"
         elif code == _NEGATIVE:
-            text = "value " + _shown(raw_value, rows) + " is negative"
+            text = ("value " + _shown(raw_value, rows)
+                    + " is negative (a refund or credit note? map it to a catalog type with role refund)")
         else:  # _FUTURE
             stamps = pd.Series(ts_ns[rows].view("datetime64[ns]")).dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("str")
             text = "ts " + stamps + f" is after as_of {as_of.strftime('%Y-%m-%dT%H:%M:%SZ')}"
@@ -456,49 +664,103 @@ def _raw_json(raw: pd.DataFrame, idx: np.ndarray) -> list[str]:
     return lines.split("\n")[: len(idx)]
 
 
-def _map(raw: pd.DataFrame, source: SourceSettings, catalog: Sequence[str], as_of: pd.Timestamp):
+def _cells(raw: pd.DataFrame, column: str | None, idx: np.ndarray) -> pd.Series:
+    """The raw cells of ``column`` at ``idx`` as text ("" when missing or when the column is not mapped)."""
+    if column is None or len(idx) == 0:
+        return pd.Series([""] * len(idx), dtype="str")
+    cells = raw[column].iloc[idx].reset_index(drop=True)
+    missing = cells.isna().to_numpy()
+    if isinstance(cells.dtype, pd.DatetimeTZDtype):  # typed instants: ISO 8601 in UTC (astype(str) is slow)
+        utc = cells.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        text = pd.Series(np.char.add(np.datetime_as_string(utc, unit="auto"), "Z"), dtype="str")
+    elif pd.api.types.is_datetime64_dtype(cells.dtype):
+        text = pd.Series(np.datetime_as_string(cells.to_numpy(dtype="datetime64[ns]"), unit="auto"), dtype="str")
+    else:
+        text = cells.astype("str")
+    return text.mask(missing, "") if missing.any() else text
+
+
+def _rejects_frame(raw: pd.DataFrame, source: SourceSettings, idx: np.ndarray, reason: np.ndarray,
+                   detail: pd.Series, raw_columns: bool) -> pd.DataFrame:
+    cols = source.columns
+    frame = {
+        "source": pd.Series([source.name] * len(idx), dtype="str"),
+        "row": idx.astype(np.int64),
+        "line": lines_of(raw, source)(idx).astype(np.int64),
+        "reason": pd.Series(np.asarray(REASONS, dtype=object)[reason[idx] - 1], dtype="str"),
+        "detail": detail,
+    }
+    for canon in ("customer_id", "ts", "touchpoint", "value", "event_id"):
+        frame[canon] = _cells(raw, cols.get(canon), idx)
+    if raw_columns:
+        frame["raw"] = pd.Series(_raw_json(raw, idx), dtype="str")
+    return pd.DataFrame(frame)
+
+
+def _used_only(cat: pd.Categorical) -> pd.Categorical:
+    """``cat`` without the categories no row uses (a bincount, much faster than ``remove_unused_categories``)."""
+    codes = cat.codes
+    used = np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0
+    if used.all():
+        return cat
+    remap = (np.cumsum(used) - 1).astype(codes.dtype)
+    new_codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1).astype(codes.dtype)
+    return pd.Categorical.from_codes(new_codes, categories=cat.categories[used])
+
+
+def _map(raw: pd.DataFrame, source: SourceSettings, catalog: _Catalog, rules: _Rules):
     """The vectorized core of :func:`map_source`; returns (accepted columns as arrays, rejects frame)."""
-    _check_mapping(source, catalog)
+    _check_mapping(source, catalog.names)
     _check_columns(raw, source)
     n = len(raw)
     cols = source.columns
-    customer = _as_text(raw[cols[CUSTOMER_ID]])
-    ts_ns, ts_status = _parse_ts(raw[cols[TS]], source)
-    tp_code = _touchpoint_codes(raw[cols[TOUCHPOINT]], source, catalog)
+    customer = pd.Categorical(normalize_ids(raw[cols[CUSTOMER_ID]].reset_index(drop=True)))
+    cats = customer.categories
+    placeholder_cats = np.asarray(cats.str.lower().isin(rules.placeholder_ids), dtype=bool) if len(cats) else \
+        np.zeros(0, dtype=bool)
+    codes = customer.codes
+    ts_ns, ts_status, wall_ns = _parse_ts(raw[cols[TS]], source)
+    tp_code = _touchpoint_codes(raw[cols[TOUCHPOINT]], source, catalog.names)
     value_col = raw[cols[VALUE]] if VALUE in cols else None
     values, value_status = _parse_value(value_col, n)
+    refund = np.where(tp_code >= 0, catalog.refund[np.maximum(tp_code, 0)], False)
+    if refund.any():
+        values[refund] = np.abs(values[refund])  # the amount given back, whatever sign the export uses
 
     reason = np.zeros(n, dtype=np.int8)
 
     def flag(mask: np.ndarray, code: int) -> None:
         reason[(reason == _OK) & mask] = code
 
-    flag(customer.isna().to_numpy(), _MISSING_ID)
+    flag(codes < 0, _MISSING_ID)
+    if placeholder_cats.any():
+        flag(np.where(codes >= 0, placeholder_cats[np.maximum(codes, 0)], False), _PLACEHOLDER_ID)
     flag(ts_status == _BAD_TS, _BAD_TS)
+    flag(_placeholder_dates(ts_ns, wall_ns, ts_status != _BAD_TS, rules.placeholder_dates), _PLACEHOLDER_TS)
     flag(ts_status == _NONEXISTENT, _NONEXISTENT)
     flag(ts_status == _AMBIGUOUS, _AMBIGUOUS)
     flag(tp_code < 0, _UNKNOWN_TP)
     flag(value_status == _BAD_VALUE, _BAD_VALUE)
-    flag(value_status == _NEGATIVE, _NEGATIVE)
-    flag(ts_ns > as_of.value, _FUTURE)
+    flag(value_status == _OUT_OF_RANGE, _OUT_OF_RANGE)
+    with np.errstate(invalid="ignore"):
+        flag(values < 0, _NEGATIVE)
+    flag(ts_ns > rules.as_of.value, _FUTURE)
 
     good = reason == _OK
+    rows = np.flatnonzero(good)
     accepted = {
-        "row": np.flatnonzero(good),
-        CUSTOMER_ID: customer[good],
+        "row": rows,
+        CUSTOMER_ID: _used_only(customer[good]),
         TS: ts_ns[good],
         TOUCHPOINT: tp_code[good],
         VALUE: values[good],
+        EVENT_ID: (normalize_ids(raw[cols[EVENT_ID]].iloc[rows].reset_index(drop=True)).to_numpy(dtype=object)
+                   if EVENT_ID in cols else None),
     }
     idx = np.flatnonzero(~good)
-    rejects = pd.DataFrame({
-        "source": pd.Series([source.name] * len(idx), dtype="str"),
-        "row": idx.astype(np.int64),
-        "reason": pd.Series(np.asarray(REASONS, dtype=object)[reason[idx] - 1], dtype="str"),
-        "detail": _details(reason, idx, raw_ts=raw[cols[TS]], raw_tp=raw[cols[TOUCHPOINT]], raw_value=value_col,
-                           ts_ns=ts_ns, source=source, as_of=as_of),
-        "raw": pd.Series(_raw_json(raw, idx), dtype="str"),
-    })
+    detail = _details(reason, idx, raw_id=raw[cols[CUSTOMER_ID]], raw_ts=raw[cols[TS]], raw_tp=raw[cols[TOUCHPOINT]],
+                      raw_value=value_col, ts_ns=ts_ns, source=source, as_of=rules.as_of)
+    rejects = _rejects_frame(raw, source, idx, reason, detail, rules.raw_columns)
     return accepted, rejects
 
 
@@ -522,8 +784,11 @@ def _events_frame(customer: pd.Series | pd.Categorical, ts_ns: np.ndarray, tp_co
     }, columns=list(EVENT_COLUMNS))
 
 
-def map_source(raw: pd.DataFrame, source: SourceSettings, *, touchpoints: Iterable[str],
-               as_of: dt.datetime | pd.Timestamp | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def map_source(raw: pd.DataFrame, source: SourceSettings, *, touchpoints: Iterable[str] | Mapping[str, Touchpoint],
+               as_of: dt.datetime | pd.Timestamp | str | None = None, timezone: str | None = None,
+               placeholder_ids: Iterable[str] = PLACEHOLDER_IDS,
+               placeholder_dates: Iterable[dt.date] = PLACEHOLDER_DATES,
+               rejects_raw_columns: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Map one source's raw rows onto canonical events; validate every row.
 
     Pure: no I/O, ``raw`` is not modified.
@@ -535,10 +800,19 @@ def map_source(raw: pd.DataFrame, source: SourceSettings, *, touchpoints: Iterab
     source : SourceSettings
         Column mapping (canonical -> raw column), activity names (raw -> catalog type), the time
         zone of naive timestamps and an optional ``ts_format``.
-    touchpoints : iterable of str
-        The catalog's type names, in catalog order (a catalog mapping works too).
+    touchpoints : iterable of str, or the catalog mapping
+        The catalog's type names, in catalog order; pass the catalog itself (``settings.catalog``)
+        to let types with role ``refund`` carry negative amounts.
     as_of : datetime, optional
-        Events after this instant are rejected as ``future_ts``; naive means UTC; ``None`` is now.
+        Events after this instant are rejected as ``future_ts``; ``None`` is now. A naive value is a
+        wall-clock time in ``timezone`` (refused without one).
+    timezone : str, optional
+        The business time zone of a naive ``as_of`` (``settings.timezone``).
+    placeholder_ids, placeholder_dates : iterable
+        Ids (any letter case) and dates that mean "missing" (``ingest.placeholder_ids`` /
+        ``ingest.placeholder_dates``).
+    rejects_raw_columns : bool
+        Also copy every raw column (as JSON) into the rejects' ``raw`` column.
 
     Returns
     -------
@@ -546,12 +820,13 @@ def map_source(raw: pd.DataFrame, source: SourceSettings, *, touchpoints: Iterab
         Canonical event columns (see :mod:`signals.schemas`) in raw row order, not deduplicated;
         the index is the 0-based row number in the source.
     rejects : DataFrame
-        ``source, row, reason, detail, raw`` for every other row (see the module docstring).
+        :data:`REJECT_COLUMNS` for every other row (see the module docstring).
 
     Raises
     ------
     IngestError
-        A mapped column is missing, or ``source.touchpoints`` maps to a type not in the catalog.
+        A mapped column is missing, ``source.touchpoints`` maps to a type not in the catalog, or
+        ``ts_format`` has day and month swapped.
 
     Examples
     --------
@@ -559,26 +834,29 @@ def map_source(raw: pd.DataFrame, source: SourceSettings, *, touchpoints: Iterab
     >>> src = SourceSettings(name="sfa", kind="csv", path="sfa.csv", timezone="Asia/Tokyo",
     ...                      columns={"customer_id": "Account", "ts": "Date", "touchpoint": "Type"},
     ...                      touchpoints={"訪問": "sales_visit", "資料請求": "doc_request"})
-    >>> raw = pd.DataFrame({"Account": ["00042", "00042", " "],
-    ...                     "Date": ["2025-04-01 10:00:00", "2025-04-02T09:00:00Z", "2025-04-03"],
-    ...                     "Type": ["訪問", "資料請求", "訪問"]})
+    >>> raw = pd.DataFrame({"Account": ["00042", "00042", " ", "#N/A"],
+    ...                     "Date": ["2025-04-01 10:00:00", "2025-04-02T09:00:00Z", "2025-04-03", "2025-04-03"],
+    ...                     "Type": ["訪問", "資料請求", "訪問", "訪問"]})
     >>> accepted, rejects = map_source(raw, src, touchpoints=["sales_visit", "doc_request"],
-    ...                                as_of="2026-01-01")
+    ...                                as_of="2026-01-01T00:00:00Z")
     >>> accepted[["customer_id", "ts", "touchpoint"]]  # doctest: +NORMALIZE_WHITESPACE
         customer_id                        ts   touchpoint
     row
     0         00042 2025-04-01 01:00:00+00:00  sales_visit
     1         00042 2025-04-02 09:00:00+00:00  doc_request
-    >>> rejects[["row", "reason"]]
-       row               reason
-    0    2  missing_customer_id
+    >>> rejects[["row", "line", "reason"]]  # line: in a CSV file with its header on line 1
+       row  line                   reason
+    0    2     4      missing_customer_id
+    1    3     5  placeholder_customer_id
+    >>> rejects["customer_id"].tolist()  # the raw cells of the mapped columns, as text
+    [' ', '#N/A']
     """
-    catalog = _catalog_names(touchpoints)
-    accepted, rejects = _map(raw, source, catalog, resolve_as_of(as_of))
+    catalog = _catalog(touchpoints)
+    rules = _Rules.make(resolve_as_of(as_of, timezone), placeholder_ids, placeholder_dates, rejects_raw_columns)
+    accepted, rejects = _map(raw, source, catalog, rules)
     n = len(accepted["row"])
-    events = _events_frame(accepted[CUSTOMER_ID].astype("str").reset_index(drop=True), accepted[TS],
-                           accepted[TOUCHPOINT], accepted[VALUE], np.zeros(n, dtype=np.int8), catalog,
-                           [source.name])
+    events = _events_frame(accepted[CUSTOMER_ID], accepted[TS], accepted[TOUCHPOINT], accepted[VALUE],
+                           np.zeros(n, dtype=np.int8), catalog.names, [source.name])
     events.index = pd.Index(accepted["row"], name="row")
     return events, rejects
 
@@ -598,39 +876,150 @@ def _sort_order(customer_code: np.ndarray, ts_ns: np.ndarray, tp_code: np.ndarra
     return np.lexsort((tp_code, ts_ns, customer_code))
 
 
-def _duplicates(customer_code: np.ndarray, ts_ns: np.ndarray, tp_code: np.ndarray,
-                tolerance_ns: int) -> np.ndarray:
-    """Duplicate mask under the rule of the module docstring.
-
-    Rows must come in (source, row) order: stable sorts then break ties by source and row.
+def _cluster_heads(g: np.ndarray, t: np.ndarray, tolerance_ns: int) -> np.ndarray:
+    """Cluster heads of rows sorted by (group, ts): a cluster starts at a head and holds every later
+    row of its group at most ``tolerance_ns`` after the head; the next row beyond starts a new one.
     """
-    n = len(ts_ns)
-    dup = np.zeros(n, dtype=bool)
-    if n < 2:
-        return dup
-    group = customer_code.astype(np.int64) * (int(tp_code.max()) + 1) + tp_code
-    order = np.lexsort((ts_ns, group))  # stable: (group, ts), then the incoming (source, row) order
-    g, t = group[order], ts_ns[order]
-    same_group = np.empty(n, dtype=bool)
-    same_group[0] = False
+    n = len(t)
+    same_group = np.zeros(n, dtype=bool)
     same_group[1:] = g[1:] == g[:-1]
     close = same_group.copy()
     close[1:] &= (t[1:] - t[:-1]) <= tolerance_ns
-    # A run: consecutive events of one group, each within the tolerance of the one before. An event
-    # starting a run is more than the tolerance after every earlier event of its group: always kept.
+    # A run: consecutive rows of one group, each within the tolerance of the one before. A row
+    # starting a run is more than the tolerance after every earlier row of its group: always a head.
     head = ~close
     run = np.cumsum(head) - 1
     head_idx = np.flatnonzero(head)
     end_idx = np.append(head_idx[1:], n) - 1
     span = t[end_idx] - t[head_idx]
-    short = span[run] <= tolerance_ns  # whole run within the tolerance of its head: all but the head go
-    dup_sorted = ~head & short
+    short = span[run] <= tolerance_ns  # whole run within the tolerance of its first row: one cluster
+    heads = head.copy()
     long_rows = np.flatnonzero(~short)
     if len(long_rows):
-        keep = _keep_chain(run[long_rows], t[long_rows], head[long_rows], tolerance_ns)
-        dup_sorted[long_rows] = ~keep
-    dup[order] = dup_sorted
-    return dup
+        heads[long_rows] = _keep_chain(run[long_rows], t[long_rows], head[long_rows], tolerance_ns)
+    return heads
+
+
+def _match(idx: np.ndarray, group: np.ndarray, src: np.ndarray, ts: np.ndarray,
+           eid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dedupe rule on candidate rows ``idx`` (global positions, ascending) already put in groups.
+
+    ``group`` holds the cross-source group of each candidate (same customer, touchpoint and value,
+    and the same instant or tolerance cluster). Returns ``(dup, partner, kind)`` per candidate:
+    ``partner`` is the global position of the kept row it duplicates, ``kind`` 1 for a repeat
+    within its source, 2 for a cross-source duplicate.
+    """
+    m = len(idx)
+    dup = np.zeros(m, dtype=bool)
+    partner = np.full(m, -1, dtype=np.int64)
+    kind = np.zeros(m, dtype=np.int8)
+    if m < 2:
+        return dup, partner, kind
+    o = np.lexsort((idx, eid, ts, src, group))  # (group, source, ts, event id, row)
+    g, s, t, e = group[o], src[o], ts[o], eid[o]
+    # 1. within a source: an exact repeat of an earlier row (same instant and event id) in the group
+    repeat = np.zeros(m, dtype=bool)
+    repeat[1:] = (g[1:] == g[:-1]) & (s[1:] == s[:-1]) & (t[1:] == t[:-1]) & (e[1:] == e[:-1])
+    first_of = np.flatnonzero(~repeat)[np.cumsum(~repeat) - 1]  # sorted position of the row each repeat repeats
+    # 2. across sources: the k-th distinct event of a source (in (ts, row) order) matches the k-th
+    # of the sources before it
+    first = np.flatnonzero(~repeat)
+    first = first[np.lexsort((idx[o][first], t[first], s[first], g[first]))]  # (group, source, ts, row)
+    gv, sv = g[first], s[first]
+    starts_mask = np.ones(len(first), dtype=bool)
+    starts_mask[1:] = (gv[1:] != gv[:-1]) | (sv[1:] != sv[:-1])
+    run = np.cumsum(starts_mask) - 1
+    starts = np.flatnonzero(starts_mask)
+    lengths = np.diff(np.append(starts, len(first)))
+    rank = np.arange(len(first)) - starts[run]
+    new_group = np.ones(len(starts), dtype=bool)
+    new_group[1:] = gv[starts[1:]] != gv[starts[:-1]]
+    gi = np.cumsum(new_group) - 1
+    big = int(lengths.max()) + 1
+    inclusive = np.maximum.accumulate(gi * big + lengths) - gi * big  # most events any source so far holds
+    exclusive = np.zeros(len(starts), dtype=np.int64)
+    exclusive[1:] = np.where(new_group[1:], 0, inclusive[:-1])
+    cross = rank < exclusive[run]
+    key = gi * big + inclusive  # nondecreasing: the first run of the group holding more than rank events
+    holder = np.searchsorted(key, gi[run[cross]] * big + rank[cross], side="right")
+    cross_pos = first[cross]
+    kept_pos = first[starts[holder] + rank[cross]]
+    final = np.arange(m)
+    final[cross_pos] = kept_pos
+    sorted_dup = repeat.copy()
+    sorted_dup[cross_pos] = True
+    sorted_kind = np.where(repeat, 1, 0).astype(np.int8)
+    sorted_kind[cross_pos] = 2
+    sorted_partner = np.full(m, -1, dtype=np.int64)
+    sorted_partner[cross_pos] = kept_pos
+    rep = np.flatnonzero(repeat)
+    sorted_partner[rep] = final[first_of[rep]]  # a repeat of a cross-source duplicate points at the kept row
+    dup[o] = sorted_dup
+    kind[o] = sorted_kind
+    partner[o] = np.where(sorted_partner >= 0, idx[o][np.maximum(sorted_partner, 0)], -1)
+    return dup, partner, kind
+
+
+def _dedupe(customer: np.ndarray, ts: np.ndarray, tp: np.ndarray, values: np.ndarray, src: np.ndarray,
+            eid: np.ndarray | None, order: np.ndarray,
+            tolerance_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Duplicates under the rule of the module docstring: ``(dup, partner, kind)`` per row.
+
+    Rows come in (source, row) order; ``order`` sorts them by (customer, ts, touchpoint), stably.
+    Only rows that share a customer, touchpoint and instant (or tolerance window) with another
+    row can be duplicates: they are found with one pass over a sort, then resolved by :func:`_match`.
+    """
+    n = len(ts)
+    dup = np.zeros(n, dtype=bool)
+    partner = np.full(n, -1, dtype=np.int64)
+    kind = np.zeros(n, dtype=np.int8)
+    if n < 2:
+        return dup, partner, kind
+    vbits = values.view(np.int64)  # exact equality of amounts (-0.0 was made 0.0)
+    if tolerance_ns == 0:
+        c, t, k = customer[order], ts[order], tp[order]
+        same = np.zeros(n, dtype=bool)
+        same[1:] = (c[1:] == c[:-1]) & (t[1:] == t[:-1]) & (k[1:] == k[:-1])
+        member = same.copy()
+        member[:-1] |= same[1:]
+        if not member.any():
+            return dup, partner, kind
+        block = (np.cumsum(~same) - 1)[member]
+        cand = order[member]
+        o = np.argsort(cand, kind="stable")  # back to (source, row) order
+        cand, block = cand[o], block[o]
+        by_value = np.lexsort((vbits[cand], block))
+        bv, vv = block[by_value], vbits[cand][by_value]
+        change = np.ones(len(cand), dtype=bool)
+        change[1:] = (bv[1:] != bv[:-1]) | (vv[1:] != vv[:-1])
+        group = np.empty(len(cand), dtype=np.int64)
+        group[by_value] = np.cumsum(change) - 1
+    else:
+        o2 = np.lexsort((ts, vbits, tp, customer))  # stable: ties stay in (source, row) order
+        c, k, v, t = customer[o2], tp[o2], vbits[o2], ts[o2]
+        same_key = np.zeros(n, dtype=bool)
+        same_key[1:] = (c[1:] == c[:-1]) & (k[1:] == k[:-1]) & (v[1:] == v[:-1])
+        near = same_key.copy()
+        near[1:] &= (t[1:] - t[:-1]) <= tolerance_ns
+        member = near.copy()
+        member[:-1] |= near[1:]
+        if not member.any():
+            return dup, partner, kind
+        key_id = (np.cumsum(~same_key) - 1)[member]
+        sub_t = t[member]
+        heads = _cluster_heads(key_id, sub_t, tolerance_ns)
+        cluster = np.cumsum(heads) - 1
+        cand = o2[member]
+        o = np.argsort(cand, kind="stable")
+        cand, group = cand[o], cluster[o]
+    if eid is None:
+        eid_code = np.full(len(cand), -1, dtype=np.int64)
+    else:
+        eid_code, _ = pd.factorize(pd.Series(eid[cand], dtype=object), use_na_sentinel=True)
+        eid_code = eid_code.astype(np.int64)
+    d, p, kd = _match(cand, group, src[cand], ts[cand], eid_code)
+    dup[cand], partner[cand], kind[cand] = d, p, kd
+    return dup, partner, kind
 
 
 def _keep_chain(run: np.ndarray, t: np.ndarray, head: np.ndarray, tolerance_ns: int) -> np.ndarray:
@@ -663,41 +1052,93 @@ def _keep_chain(run: np.ndarray, t: np.ndarray, head: np.ndarray, tolerance_ns: 
     return keep
 
 
-def _empty_rejects() -> pd.DataFrame:
+def _empty_rejects(raw_columns: bool = False) -> pd.DataFrame:
+    frame = {c: pd.Series([], dtype=np.int64 if c in ("row", "line") else "str") for c in REJECT_COLUMNS}
+    if raw_columns:
+        frame["raw"] = pd.Series([], dtype="str")
+    return pd.DataFrame(frame)
+
+
+def _duplicates_frame(dup: np.ndarray, partner: np.ndarray, kind: np.ndarray, *, names: list[str],
+                      source_code: np.ndarray, rows: np.ndarray, lines: list, customer: pd.Categorical,
+                      ts_ns: np.ndarray, tp_code: np.ndarray, values: np.ndarray, eid: np.ndarray | None,
+                      catalog: Sequence[str]) -> pd.DataFrame:
+    """One row per dropped duplicate with the row it duplicates (ordered by source, then row)."""
+    at = np.flatnonzero(dup)  # global positions are in (source, row) order already
+    kept = partner[at]
+
+    def lines_of(positions: np.ndarray) -> np.ndarray:
+        out = np.empty(len(positions), dtype=np.int64)
+        for i in np.unique(source_code[positions]):
+            mine = source_code[positions] == i
+            out[mine] = lines[i](rows[positions[mine]])
+        return out
+
+    def stamps(positions: np.ndarray) -> pd.Series:
+        ns = ts_ns[positions]
+        unit = "s" if not (ns % 1_000_000_000).any() else "ns"
+        return pd.Series(np.char.add(np.datetime_as_string(ns.view("datetime64[ns]"), unit=unit), "Z"), dtype="str")
+
+    source_names = np.asarray(names, dtype=object)
     return pd.DataFrame({
-        "source": pd.Series([], dtype="str"),
-        "row": pd.Series([], dtype=np.int64),
-        "reason": pd.Series([], dtype="str"),
-        "detail": pd.Series([], dtype="str"),
-        "raw": pd.Series([], dtype="str"),
-    })
+        "source": pd.Series(source_names[source_code[at]], dtype="str"),
+        "row": rows[at].astype(np.int64),
+        "line": lines_of(at),
+        "kind": pd.Series(np.where(kind[at] == 1, "repeated_row", "cross_source"), dtype="str"),
+        "customer_id": pd.Series(np.asarray(customer.categories)[customer.codes[at]], dtype="str"),
+        "ts": stamps(at),
+        "touchpoint": pd.Series(np.asarray(catalog, dtype=object)[tp_code[at]], dtype="str"),
+        "value": values[at].astype(np.float64),
+        "event_id": pd.Series(eid[at] if eid is not None else [None] * len(at), dtype="str").fillna(""),
+        "kept_source": pd.Series(source_names[source_code[kept]], dtype="str"),
+        "kept_row": rows[kept].astype(np.int64),
+        "kept_line": lines_of(kept),
+        "kept_ts": stamps(kept),
+    }, columns=list(DUPLICATE_COLUMNS))
 
 
 def ingest(
     sources: Sequence[SourceSettings],
     *,
-    touchpoints: Iterable[str],
+    touchpoints: Iterable[str] | Mapping[str, Touchpoint],
     as_of: dt.datetime | pd.Timestamp | str | None = None,
+    timezone: str | None = None,
     dedupe_tolerance_seconds: float = 0,
     strict: bool = False,
+    max_reject_fraction: float = 0.5,
+    placeholder_ids: Iterable[str] = PLACEHOLDER_IDS,
+    placeholder_dates: Iterable[dt.date] = PLACEHOLDER_DATES,
+    rejects_raw_columns: bool = False,
     reader: Callable[[SourceSettings], pd.DataFrame] = read_source,
 ) -> IngestResult:
     """Read, map, validate and unify ``sources`` into one canonical event table.
+
+    The job (``signals ingest``) calls exactly this with the settings (``ingest.*``, ``catalog``,
+    ``timezone``), so a notebook passing the same values gets the same events to the nanosecond.
 
     Parameters
     ----------
     sources : sequence of SourceSettings
         In priority order: on a tie, duplicates keep the event of the earlier source.
-    touchpoints : iterable of str
-        The catalog's type names in catalog order (the ``touchpoint`` categories).
+    touchpoints : iterable of str, or the catalog mapping
+        The catalog's type names in catalog order (the ``touchpoint`` categories); pass the catalog
+        itself (``settings.catalog``) so types with role ``refund`` may carry negative amounts.
     as_of : datetime, optional
-        Events after this instant are rejected as ``future_ts``. Naive means UTC (the job passes
-        ``settings.ingest.as_of`` through :func:`resolve_as_of` with ``settings.timezone``);
-        ``None`` is now.
+        Events after this instant are rejected as ``future_ts``; ``None`` is now. A naive value is
+        a wall-clock time in ``timezone``, and refused without one.
+    timezone : str, optional
+        The business time zone of a naive ``as_of`` (``settings.timezone``, as the job passes).
     dedupe_tolerance_seconds : float
-        See "Deduplication" in the module docstring; 0 = exact ``(customer_id, ts, touchpoint)``.
+        Clock tolerance of cross-source duplicates (see "Deduplication" in the module docstring).
     strict : bool
         Raise :class:`IngestError` (counts by reason, ``.result`` set) if any row was rejected.
+    max_reject_fraction : float
+        Raise :class:`IngestError` (``.result`` set) when more than this share of one source's rows
+        is rejected (a source's own ``max_reject_fraction`` wins); 1 never raises.
+    placeholder_ids, placeholder_dates : iterable
+        Ids (any letter case) and dates that mean "missing": such rows are rejects.
+    rejects_raw_columns : bool
+        Also copy every raw column (unmapped personal data too) into the rejects' ``raw`` column.
     reader : callable
         ``SourceSettings -> raw DataFrame``; :func:`signals.io.sources.read_source` by default.
 
@@ -705,9 +1146,10 @@ def ingest(
     ------
     IngestError
         No sources, a source cannot be read or has no rows, a mapped column is missing, a mapping
-        targets a non-catalog type, a source is named ``"total"``, or (``strict``) rows were rejected.
+        targets a non-catalog type, ``ts_format`` has day and month swapped, a source is named
+        ``"total"``, too many rows of a source were rejected, or (``strict``) any row was rejected.
     """
-    catalog = _catalog_names(touchpoints)
+    catalog = _catalog(touchpoints)
     if not sources:
         raise IngestError("no sources configured: add ingest.sources to the config (see configs/demo.yaml)")
     if dedupe_tolerance_seconds < 0:
@@ -718,12 +1160,13 @@ def ingest(
     if TOTAL in names:
         raise IngestError(f"source name {TOTAL!r} is reserved for the report's total row; rename it in ingest.sources")
     for source in sources:  # configuration mistakes first, before any (slow) read
-        _check_mapping(source, catalog)
-    as_of_utc = resolve_as_of(as_of)
+        _check_mapping(source, catalog.names)
+    rules = _Rules.make(resolve_as_of(as_of, timezone), placeholder_ids, placeholder_dates, rejects_raw_columns)
 
     reads: list[int] = []
     parts: list[dict] = []
     reject_parts: list[pd.DataFrame] = []
+    lines: list = []
     for source in sources:
         raw = reader(source)
         if len(raw) == 0:
@@ -731,44 +1174,46 @@ def ingest(
                 f"source {source.name!r} has no rows ({source.kind}: {_location(source)}); "
                 f"check {_key(source, 'path' if source.kind != 'sql' else 'query')}"
             )
-        accepted, rejects = _map(raw, source, catalog, as_of_utc)
+        accepted, rejects = _map(raw, source, catalog, rules)
         reads.append(len(raw))
         parts.append(accepted)
         reject_parts.append(rejects)
+        lines.append(lines_of(raw, source))
         del raw
 
     counts = [len(p["row"]) for p in parts]
     source_code = np.repeat(np.arange(len(sources), dtype=np.int16), counts)
-    customer = pd.api.types.union_categoricals(
-        [pd.Categorical(p[CUSTOMER_ID].astype("str")) for p in parts], sort_categories=True
-    )
+    rows = np.concatenate([p["row"] for p in parts]).astype(np.int64)
+    customer = pd.api.types.union_categoricals([p[CUSTOMER_ID] for p in parts], sort_categories=True)
     customer_code = customer.codes  # sorted categories: code order = text order (int32 sorts faster)
     ts_ns = np.concatenate([p[TS] for p in parts])
     tp_code = np.concatenate([p[TOUCHPOINT] for p in parts]).astype(np.int32)
     values = np.concatenate([p[VALUE] for p in parts])
+    eid = None
+    if any(p[EVENT_ID] is not None for p in parts):
+        eid = np.concatenate([p[EVENT_ID] if p[EVENT_ID] is not None else np.full(len(p["row"]), None, dtype=object)
+                              for p in parts])
     del parts
 
     tolerance_ns = int(round(float(dedupe_tolerance_seconds) * 1e9))
-    order = _sort_order(customer_code, ts_ns, tp_code, len(catalog))  # stable: ties stay in (source, row) order
-    if tolerance_ns == 0:  # exact duplicates are neighbours in the output order: one sort does both
-        c, t, k = customer_code[order], ts_ns[order], tp_code[order]
-        dup_sorted = np.zeros(len(order), dtype=bool)
-        dup_sorted[1:] = (c[1:] == c[:-1]) & (t[1:] == t[:-1]) & (k[1:] == k[:-1])
-        dup = np.zeros(len(order), dtype=bool)
-        dup[order] = dup_sorted
-        order = order[~dup_sorted]
-    else:
-        dup = _duplicates(customer_code, ts_ns, tp_code, tolerance_ns)
+    order = _sort_order(customer_code, ts_ns, tp_code, len(catalog.names))  # stable: ties stay in (source, row) order
+    dup, partner, kind = _dedupe(customer_code, ts_ns, tp_code, values, source_code, eid, order, tolerance_ns)
+    if dup.any():
         order = order[~dup[order]]
     events = _events_frame(
         pd.Categorical.from_codes(customer.codes[order], categories=customer.categories),
-        ts_ns[order], tp_code[order], values[order], source_code[order], catalog, names,
+        ts_ns[order], tp_code[order], values[order], source_code[order], catalog.names, names,
     )
+    duplicates = _duplicates_frame(dup, partner, kind, names=names, source_code=source_code, rows=rows, lines=lines,
+                                   customer=customer, ts_ns=ts_ns, tp_code=tp_code, values=values, eid=eid,
+                                   catalog=catalog.names)
 
-    rejects = pd.concat(reject_parts, ignore_index=True) if any(len(r) for r in reject_parts) else _empty_rejects()
+    nonempty = [r for r in reject_parts if len(r)]
+    rejects = pd.concat(nonempty, ignore_index=True) if nonempty else _empty_rejects(rejects_raw_columns)
     report = _report(names, reads, rejects, np.bincount(source_code[~dup], minlength=len(names)),
                      np.bincount(source_code[dup], minlength=len(names)))
-    result = IngestResult(events=events, rejects=rejects, report=report, as_of=as_of_utc)
+    result = IngestResult(events=events, rejects=rejects, report=report, as_of=rules.as_of, duplicates=duplicates)
+    check_reject_rates(result, sources, max_reject_fraction)
     if strict:
         check_strict(result)
     return result
@@ -794,3 +1239,18 @@ def _report(names: list[str], reads: list[int], rejects: pd.DataFrame, accepted:
     if (balance != 0).any():  # an explicit check, not `assert`: it must hold under python -O too
         raise AssertionError(f"ingest row accounting broken (read != accepted + rejected + duplicates):\n{report}")
     return report
+
+
+class _CallableModule(types.ModuleType):
+    """``signals.ingest`` names both this module and its :func:`ingest` function.
+
+    Once the module has been imported, Python binds the package attribute ``signals.ingest`` to
+    the module, hiding the function that ``signals.__init__`` exports under the same name. A
+    module that can be called keeps ``signals.ingest(sources, ...)`` working in every session.
+    """
+
+    def __call__(self, *args, **kwargs) -> IngestResult:
+        return ingest(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
