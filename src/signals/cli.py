@@ -6,15 +6,89 @@ defaults documented in configs/default.yaml) and --set key.path=value overrides.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from signals.settings import ConfigError, Settings, load_settings
+from signals.errors import ConfigError, DataError, SignalsError
+from signals.settings import Settings, load_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="rich")
+#: Exit codes: 0 success, 1 a data / ingest / output problem, 2 a configuration or usage mistake,
+#: 130 interrupted (Ctrl-C). Any other exception is a bug and keeps its traceback.
+EXIT_DATA, EXIT_CONFIG, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class _Interrupted:
+    """Whether SIGINT arrived during the command, even if something inside swallowed the exception."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def handler(self, signum, frame) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def watch(self):
+        self.seen = False
+        try:
+            previous = signal.signal(signal.SIGINT, self.handler)
+        except ValueError:  # not the main thread (embedded use): keep Python's default
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _kept_message(command: str | None) -> str:
+    """One line saying what an interrupted command kept (outputs are written whole or not at all)."""
+    from signals.io.atomic import committed_outputs
+
+    kept = [str(p) for p in dict.fromkeys(committed_outputs())]
+    where = f" during `signals {command}`" if command else ""
+    if not kept:
+        return f"interrupted (Ctrl-C){where}: no output was changed (outputs are written whole or not at all)"
+    shown = ", ".join(kept[:6]) + (f" and {len(kept) - 6} more" if len(kept) > 6 else "")
+    note = "; later steps did not run, so older outputs (e.g. models/) may not match these" if command == "demo" else ""
+    return (f"interrupted (Ctrl-C){where}: kept {len(kept)} finished output(s): {shown}; "
+            f"everything else is as it was before the run{note}")
+
+
+class SignalsGroup(TyperGroup):
+    """Runs a command so that user mistakes are one line, bugs keep their traceback, Ctrl-C exits 130."""
+
+    def invoke(self, ctx):
+        from signals.io.atomic import forget_committed_outputs
+
+        forget_committed_outputs()
+        interrupted = _Interrupted()
+        pending = getattr(ctx, "protected_args", None) or getattr(ctx, "_protected_args", None) or ctx.args
+        command = pending[0] if pending else None
+        try:
+            with interrupted.watch():
+                result = super().invoke(ctx)
+        except SignalsError as exc:
+            code = EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_DATA
+            _error(str(exc), config=isinstance(exc, ConfigError))
+            raise typer.Exit(code) from None
+        except KeyboardInterrupt:
+            err_console.print(_kept_message(command), style="yellow", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        if interrupted.seen:  # an interrupt swallowed on the way (by a library): never exit 0 after Ctrl-C
+            err_console.print(_kept_message(command), style="yellow", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        return result
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="rich",
+                  cls=SignalsGroup, pretty_exceptions_show_locals=False)
 console = Console()
 if not console.is_terminal:  # logs and pipes: wide enough for the tables (a terminal keeps its own width)
     console = Console(width=120)
@@ -26,27 +100,21 @@ ConfigOption = Annotated[
 ]
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a setting, e.g. --set simulate.n_customers=1000 (repeatable)."),
+    typer.Option("--set", "-s", help="Override a setting, e.g. --set simulate.n_customers=1000 or "
+                                     "--set ingest.sources.sfa.path=x.csv (list items by index or name; repeatable)."),
 ]
 
 
-def load_cli_settings(config: Path | None, overrides: list[str] | None) -> Settings:
-    """Load settings for a command; a configuration error exits with its message (code 2)."""
-    try:
-        return load_settings(config, overrides or ())
-    except ConfigError as exc:
-        from rich.text import Text
-
-        err_console.print(Text.assemble(("configuration error\n", "red"), str(exc)))
-        raise typer.Exit(code=2) from None
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print an error message (plain text, no traceback) and exit."""
+def _error(message: str, *, config: bool = False) -> None:
     from rich.text import Text
 
-    err_console.print(Text.assemble(("error: ", "red"), message))
-    raise typer.Exit(code=code)
+    label = "configuration error: " if config else "error: "
+    err_console.print(Text.assemble((label, "red"), message), soft_wrap=True)
+
+
+def load_cli_settings(config: Path | None, overrides: list[str] | None) -> Settings:
+    """Load settings for a command; a :class:`ConfigError` exits with its message (code 2)."""
+    return load_settings(config, overrides or ())
 
 
 @app.command("simulate")
@@ -79,11 +147,7 @@ def simulate_command(
 
     settings = load_cli_settings(config, overrides)
     use_messy = bool(settings.ingest.sources) if messy is None else messy
-    try:
-        summary = run_simulate(settings, messy=use_messy, progress=progress)
-    except ValueError as exc:
-        fail(str(exc))
-        return
+    summary = run_simulate(settings, messy=use_messy, progress=progress)
     sim = settings.simulate
     table = Table(title="simulated CRM", caption=f"{sim.start} .. {sim.end}, shift {sim.shift_date or 'none'}, seed {sim.seed}")
     table.add_column("touchpoint")
@@ -147,33 +211,36 @@ def ingest_command(
         Path | None,
         typer.Option("--rejects", help="Where to write the rejected rows with their reasons (.csv or .parquet); default: paths.rejects."),
     ] = None,
+    duplicates: Annotated[
+        Path | None,
+        typer.Option("--duplicates", help="Where to write the dropped duplicates, each with the row it repeats "
+                                          "(.csv or .parquet); default: paths.duplicates."),
+    ] = None,
 ) -> None:
     """Unify the configured sources (ingest.sources) into one canonical event table.
 
-    Maps each source's columns and activity names, validates every row (rejected rows go to the rejects file with a reason code, a detail and the raw row), deduplicates across sources, and prints read / accepted / rejected / duplicates per source. Exits 1 on a source problem (missing file, column or variable, failing query) and 2 when no sources are configured.
+    Maps each source's columns and activity names, validates every row (rejected rows go to the rejects file with a reason code, a detail, the line and the mapped cells), drops rows that say the same thing twice (listed in the duplicates file with the row they repeat), and prints read / accepted / rejected / duplicates per source. Fails (exit 1, events not written, an old events file removed) when more than ingest.max_reject_fraction of a source's rows are rejected, or with --strict on any reject. Exits 1 on a source problem (missing file, column or variable, failing query) and 2 on a configuration mistake.
     """
     from rich.markup import escape
 
-    from signals.ingest import IngestError
+    from signals.errors import IngestError
     from signals.jobs.ingest import run_ingest
 
     settings = load_cli_settings(config, overrides)
     if not settings.ingest.sources:
-        fail("no sources configured: add ingest.sources to the config (see configs/demo.yaml)", code=2)
+        raise ConfigError("no sources configured: add ingest.sources to the config (see configs/demo.yaml)")
     try:
-        result = run_ingest(settings, strict=strict, events_path=events, rejects_path=rejects)
+        result = run_ingest(settings, strict=strict, events_path=events, rejects_path=rejects,
+                            duplicates_path=duplicates)
     except IngestError as exc:
         if exc.result is not None:
             _ingest_table(exc.result)
-            console.print(f"rejected rows written to {escape(str(rejects or settings.paths.rejects))}")
-        fail(str(exc))
-        return
-    except OSError as exc:  # an output folder that cannot be written
-        fail(f"cannot write the output: {exc}")
-        return
+        raise
     _ingest_table(result)
-    console.print(f"events:  {len(result.events):,} rows -> {escape(str(events or settings.paths.events))}")
-    console.print(f"rejects: {len(result.rejects):,} rows -> {escape(str(rejects or settings.paths.rejects))}")
+    console.print(f"events:     {len(result.events):,} rows -> {escape(str(events or settings.paths.events))}")
+    console.print(f"rejects:    {len(result.rejects):,} rows -> {escape(str(rejects or settings.paths.rejects))}")
+    console.print(f"duplicates: {len(result.duplicates):,} rows -> "
+                  f"{escape(str(duplicates or settings.paths.duplicates))}")
 
 
 @app.command("features")
@@ -197,11 +264,7 @@ def features_command(
     from signals.jobs.features import run_features
 
     settings = load_cli_settings(config, overrides)
-    try:
-        run = run_features(settings, as_of=as_of, out=out)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-        return
+    run = run_features(settings, as_of=as_of, out=out)
     first, last = run.cutoffs[0], run.cutoffs[-1]
     console.print(f"{len(run.features):,} rows x {run.n_features} features, {len(run.cutoffs)} cutoff(s) "
                   f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC -> {run.path} ({run.seconds:.1f} s)")
@@ -279,14 +342,20 @@ def train_command(
     from signals.labels import TASKS
 
     if task not in TASKS:
-        fail(f"--task must be one of {', '.join(TASKS)}, got {task!r}", code=2)
+        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     settings = load_cli_settings(config, overrides)
-    try:
-        run = run_train(settings, task=task, out_dir=out, progress=lambda m: err_console.print(f"  {m}", style="dim"))
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-        return
+    _check_training_inputs(settings)
+    run = run_train(settings, task=task, out_dir=out, progress=lambda m: err_console.print(f"  {m}", style="dim"))
     print_training(run)
+
+
+def _check_training_inputs(settings: Settings) -> None:
+    """The input files training needs, checked before the slow part (one line each when missing)."""
+    paths = settings.paths
+    if not Path(paths.events).is_file():
+        raise DataError(f"no events at {paths.events}: run `signals simulate` or `signals ingest` first")
+    if settings.features.static_columns and not Path(paths.customers).is_file():
+        raise DataError(f"features.static_columns needs a customers table at {paths.customers}")
 
 
 @app.command("demo")
@@ -301,10 +370,7 @@ def demo_command(
     from signals.jobs.demo import run_demo
 
     settings = load_cli_settings(config, overrides)
-    try:
-        run_demo(settings, console=console, show_training=print_training, show_ingest=_ingest_table)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
+    run_demo(settings, console=console, show_training=print_training, show_ingest=_ingest_table)
 
 
 AsOfOption = Annotated[
@@ -340,16 +406,12 @@ def report_command(
 
     Sections: contact-frequency segments (nurture / follow_up / stop_spending / new / steady) with their later purchase and churn rates on out-of-time cutoffs; contact rate per month by channel and initiator, and the dose-response of company contacts; cohort retention (contractual and non-contractual) with heat maps; temperature timelines with the kizashi and cooling lines; journey stages, the journey map and stage-to-stage conversion; learned points next to the priors (when models/<task>/ exists); the top alarms (when scores exist). Figures are embedded: the page opens offline. The file is written atomically.
     """
-    from signals.errors import SignalsError
     from signals.jobs.report import run_report
 
     settings = load_cli_settings(config, overrides)
-    try:
-        run = run_report(settings, as_of=as_of, out=out, customer_ids=customer, scores=scores, models_dir=models,
-                         config_name=str(config or ""), progress=lambda m: err_console.print(f"  {m}", style="dim"))
-    except (FileNotFoundError, ValueError, SignalsError) as exc:
-        fail(str(exc))
-        return
+    _check_training_inputs(settings)
+    run = run_report(settings, as_of=as_of, out=out, customer_ids=customer, scores=scores, models_dir=models,
+                     config_name=str(config or ""), progress=lambda m: err_console.print(f"  {m}", style="dim"))
     summary = run.report.summary
     console.print(f"segments: {summary['segment_verdict']['text']}")
     console.print(f"dose-response: {summary['dose_verdict']}")
@@ -377,15 +439,11 @@ def timeline_command(
 
     Writes timeline_<id>_<date>.png per customer: the temperature with the prior points and, when models/<task>/ exists, with each model's learned points; every touch marked by type and initiator; the cold line (cooling alarm) and the kizashi line on the 14-day rise, placed on the whole customer base at the as-of date. Prints the alarms that fired.
     """
-    from signals.errors import SignalsError
     from signals.jobs.report import run_timeline
 
     settings = load_cli_settings(config, overrides)
-    try:
-        run = run_timeline(settings, customer_ids, as_of=as_of, out_dir=out, days=days, models_dir=models)
-    except (FileNotFoundError, ValueError, SignalsError) as exc:
-        fail(str(exc))
-        return
+    _check_training_inputs(settings)
+    run = run_timeline(settings, customer_ids, as_of=as_of, out_dir=out, days=days, models_dir=models)
     lines = run.timeline.lines
     console.print(f"kizashi line {lines.surge:.1f} points ({lines.surge_days}-day rise of '{lines.kizashi_curve}'), "
                   f"cold line {lines.cold:.1f} points ('{lines.cooling_curve}')")

@@ -36,6 +36,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import uuid
@@ -44,12 +45,74 @@ from pathlib import Path
 
 from signals.errors import OutputError
 
-__all__ = ["atomic_directory", "atomic_file", "folder_lock", "output_error"]
+__all__ = [
+    "atomic_directory",
+    "atomic_file",
+    "atomic_files",
+    "committed_outputs",
+    "folder_lock",
+    "forget_committed_outputs",
+    "output_error",
+]
 
 _TMP_MARK = ".tmp-"
+_OLD_MARK = ".old-"
+_COMMITTED: list[Path] = []  # outputs replaced in this process, in order (for "what was kept" messages)
+
+
+def committed_outputs() -> list[Path]:
+    """The outputs this process has put in place so far (files and folders), oldest first."""
+    return list(_COMMITTED)
+
+
+def forget_committed_outputs() -> None:
+    """Start a new list for :func:`committed_outputs` (the CLI does it at the start of each command)."""
+    _COMMITTED.clear()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs (they are delivered right after it)."""
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, ValueError, OSError):  # not POSIX: the renames are still microseconds apart
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but is not ours
+        return True
+    return True
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove temporary siblings of ``path`` left by killed runs (their process no longer exists)."""
+    with contextlib.suppress(OSError):
+        for mark in (_TMP_MARK, _OLD_MARK):
+            for leftover in path.parent.glob(f".{_glob_escape(path.name)}{mark}*"):
+                pid = leftover.name[len(path.name) + 1 + len(mark):].split("-", 1)[0]
+                if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _temporary_sibling(path: Path) -> Path:
+    _remove_stale(path)
     return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
@@ -98,12 +161,50 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
+            _COMMITTED.append(path)
             _fsync_directory(path.parent)
     except OSError as exc:
         raise output_error(path, exc) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_files(*paths: str | Path) -> Iterator[list[Path]]:
+    """Like :func:`atomic_file` for several outputs that belong together (events + rejects + ...).
+
+    Yields one temporary path per target. Nothing is replaced until the block succeeds; then
+    every file is flushed to disk first and the renames follow one another with Ctrl-C held back,
+    so an interrupt leaves all old files or all new ones (only a power cut in the microseconds
+    between two renames could leave a prefix of the new ones).
+    """
+    targets = [Path(p) for p in paths]
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(target, exc) from exc
+    temps = [_temporary_sibling(target) for target in targets]
+    try:
+        yield temps
+        for tmp in temps:
+            if tmp.exists():
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+        with _signals_deferred():  # Ctrl-C between two renames would leave a mix: it waits for the last one
+            for tmp, target in zip(temps, targets, strict=True):
+                if tmp.exists():
+                    os.replace(tmp, target)
+                    _COMMITTED.append(target)
+        for folder in {t.parent for t in targets}:
+            _fsync_directory(folder)
+    except OSError as exc:
+        raise output_error(", ".join(str(t) for t in targets), exc) from exc
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -123,10 +224,11 @@ def atomic_directory(folder: str | Path) -> Iterator[Path]:
         raise output_error(folder, exc) from exc
     try:
         yield tmp
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        old = folder.with_name(f".{folder.name}{_OLD_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
         if folder.exists():
             os.replace(folder, old)
         os.replace(tmp, folder)
+        _COMMITTED.append(folder)
         _fsync_directory(folder.parent)
         shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:

@@ -10,15 +10,18 @@
 
 from __future__ import annotations
 
-import os
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from signals.io.tables import read_json, write_json, write_table
+from signals.errors import ConfigError, DataError, OutputError
+from signals.io.atomic import atomic_file, atomic_files
+from signals.io.sources import mask_url, source_url
+from signals.io.tables import dump_json, dump_table, read_json
 from signals.settings import PathSettings, Settings, SourceSettings
 from signals.simulate import SimulatedWorld
 
@@ -31,13 +34,15 @@ def write_world(world: SimulatedWorld, paths: PathSettings) -> dict[str, Path]:
     """Write the world's ``events`` and ``customers`` (Parquet or CSV by suffix) and ``truth`` (JSON).
 
     Returns the written paths keyed ``events``, ``customers``, ``truth``. ``latent`` is not written:
-    it is the unobserved part of the world.
+    it is the unobserved part of the world. The three files are replaced together
+    (:func:`signals.io.atomic.atomic_files`): an interrupted write leaves the old world.
     """
-    return {
-        "events": write_table(world.events, paths.events),
-        "customers": write_table(world.customers, paths.customers),
-        "truth": write_json(world.truth, paths.truth),
-    }
+    targets = {"events": Path(paths.events), "customers": Path(paths.customers), "truth": Path(paths.truth)}
+    with atomic_files(*targets.values()) as (events, customers, truth):
+        dump_table(world.events, events, like=targets["events"])
+        dump_table(world.customers, customers, like=targets["customers"])
+        dump_json(world.truth, truth)
+    return targets
 
 
 def read_truth(path: str | Path) -> dict[str, Any]:
@@ -45,15 +50,13 @@ def read_truth(path: str | Path) -> dict[str, Any]:
 
     Raises
     ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
-        The file is not a simulator truth (a required key is missing).
+    DataError
+        The file does not exist or is not a simulator truth (a required key is missing).
     """
     truth = read_json(path)
     missing = [k for k in _TRUTH_KEYS if not isinstance(truth, dict) or k not in truth]
     if missing:
-        raise ValueError(f"{path}: not a simulator truth file, missing key(s) {missing}")
+        raise DataError(f"{path}: not a simulator truth file, missing key(s) {missing}")
     return truth
 
 
@@ -65,40 +68,43 @@ def sql_table_of(query: str) -> str:
     """
     match = re.search(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_]*)", query, flags=re.IGNORECASE)
     if match is None:
-        raise ValueError(f"cannot find the table in the source query {query!r} (expected SELECT ... FROM <table>)")
+        raise ConfigError(f"cannot find the table in the source query {query!r} (expected SELECT ... FROM <table>)")
     return match.group(1)
 
 
-def _database_url(source: SourceSettings) -> str:
-    if source.url_env and os.environ.get(source.url_env, "").strip():
-        return os.environ[source.url_env].strip()
-    if source.url is None:
-        raise ValueError(f"source {source.name!r}: no database URL (set url, or the variable {source.url_env})")
-    return source.url
-
-
 def _write_sql(frame: pd.DataFrame, source: SourceSettings) -> str:
+    """Replace the source's table in one transaction: a new table under a temporary name, then a swap."""
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
-    url = make_url(_database_url(source))
+    text = source_url(source)
+    url = make_url(text)
+    table = sql_table_of(source.query or "")
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
+    staging = f"{table}__signals_{uuid.uuid4().hex[:8]}"
     try:
-        frame.to_sql(sql_table_of(source.query or ""), engine, if_exists="replace", index=False)
+        with engine.begin() as connection:  # all or nothing: an interrupted write leaves the old table
+            frame.to_sql(staging, connection, index=False)
+            preparer = engine.dialect.identifier_preparer
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {preparer.quote(table)}"))
+            connection.execute(sa.text(f"ALTER TABLE {preparer.quote(staging)} RENAME TO {preparer.quote(table)}"))
+    except sa.exc.SQLAlchemyError as exc:
+        raise OutputError(f"cannot write table {table} of {mask_url(text)}: {getattr(exc, 'orig', exc)}") from None
     finally:
         engine.dispose()
-    return url.render_as_string(hide_password=True)
+    return mask_url(text)
 
 
 def write_raw_sources(frames: Mapping[str, pd.DataFrame], settings: Settings) -> dict[str, str]:
     """Write raw source frames where ``settings.ingest.sources`` will read them.
 
-    A ``csv`` source is written with its ``encoding`` (every cell as text, empty for missing), a
-    ``parquet`` source as stored, a ``sql`` source into the table its ``query`` reads (replaced if
-    it exists) of the database at ``url`` (or the variable ``url_env``); a SQLite file's folder
-    is created. Relative paths start at the working directory.
+    A ``csv`` source is written with its ``encoding`` and ``delimiter`` (every cell as text, empty
+    for missing), a ``parquet`` source as stored, a ``sql`` source into the table its ``query``
+    reads (replaced if it exists, in one transaction) of the database at ``url`` (or the variable
+    ``url_env``); a SQLite file's folder is created. Files are written whole or not at all
+    (:func:`signals.io.atomic.atomic_file`).
 
     Returns
     -------
@@ -107,25 +113,27 @@ def write_raw_sources(frames: Mapping[str, pd.DataFrame], settings: Settings) ->
 
     Raises
     ------
-    ValueError
+    ConfigError
         A frame is given for a source the settings do not define.
+    OutputError
+        A file or table cannot be written.
     """
     sources = {s.name: s for s in settings.ingest.sources}
     unknown = sorted(set(frames) - set(sources))
     if unknown:
-        raise ValueError(f"no ingest.sources entry for frame(s) {unknown}; configured: {sorted(sources)}")
+        raise ConfigError(f"no ingest.sources entry for frame(s) {unknown}; configured: {sorted(sources)}")
     written: dict[str, str] = {}
     for name, frame in frames.items():
         source = sources[name]
         if source.kind == "csv":
             path = Path(source.path)  # type: ignore[arg-type]  # settings require a path for files
-            path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(path, index=False, encoding=source.encoding)
+            with atomic_file(path) as tmp:
+                frame.to_csv(tmp, index=False, encoding=source.encoding, sep=source.delimiter)
             written[name] = str(path)
         elif source.kind == "parquet":
             path = Path(source.path)  # type: ignore[arg-type]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(path, index=False)
+            with atomic_file(path) as tmp:
+                frame.to_parquet(tmp, index=False)
             written[name] = str(path)
         else:
             written[name] = f"{_write_sql(frame, source)} (table {sql_table_of(source.query or '')})"

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from signals.errors import ConfigError
+from signals.io.atomic import folder_lock
 from signals.io.tables import write_json
 from signals.io.world import write_raw_sources, write_world
 from signals.settings import Settings
@@ -21,8 +23,9 @@ __all__ = ["run_simulate"]
 def run_simulate(settings: Settings, *, messy: bool, progress: bool = False) -> dict[str, Any]:
     """Simulate the world of ``settings.simulate`` and write it.
 
-    Writes ``paths.events``, ``paths.customers`` and ``paths.truth``. With ``messy``, also writes
-    the raw exports of ``ingest.sources`` (see :func:`signals.simulate.messy_sources`, seeded with
+    Writes ``paths.events``, ``paths.customers`` and ``paths.truth`` together, holding the lock on
+    ``paths.events`` (the one ``signals ingest`` takes), each file whole or not at all. With
+    ``messy``, also writes the raw exports of ``ingest.sources`` (see :func:`signals.simulate.messy_sources`, seeded with
     ``simulate.seed``) where ingestion reads them, and their manifest to
     ``paths.raw_dir / "manifest.json"``.
 
@@ -35,20 +38,27 @@ def run_simulate(settings: Settings, *, messy: bool, progress: bool = False) -> 
 
     Raises
     ------
+    ConfigError
+        ``messy`` without ``ingest.sources``.
     ValueError
-        The catalog does not fit the simulator, or (``messy``) the sources / ``ingest.as_of`` are
-        missing or cannot hold the events.
+        The catalog does not fit the simulator, or (``messy``) the sources / ``ingest.as_of`` cannot
+        hold the events (raised by the simulator).
+    OutputError
+        Another run holds ``paths.events``, or a file cannot be written.
     """
     started = time.perf_counter()
     if messy and not settings.ingest.sources:
-        raise ValueError("messy raw sources need ingest.sources in the config (see configs/demo.yaml)")
-    world = simulate_crm(settings, progress=progress)
-    files = {name: str(path) for name, path in write_world(world, settings.paths).items()}
-    manifest = None
-    if messy:
-        frames, manifest = messy_sources(world, settings, seed=settings.simulate.seed)
-        files.update({f"raw {name}": where for name, where in write_raw_sources(frames, settings).items()})
-        files["manifest"] = str(write_json(manifest, Path(settings.paths.raw_dir) / "manifest.json"))
+        raise ConfigError("messy raw sources need ingest.sources in the config (see configs/demo.yaml)")
+    with folder_lock(settings.paths.events, what="signals simulate"):
+        world = simulate_crm(settings, progress=progress)
+        manifest = None
+        frames = None
+        if messy:
+            frames, manifest = messy_sources(world, settings, seed=settings.simulate.seed)
+        files = {name: str(path) for name, path in write_world(world, settings.paths).items()}
+        if frames is not None:
+            files.update({f"raw {name}": where for name, where in write_raw_sources(frames, settings).items()})
+            files["manifest"] = str(write_json(manifest, Path(settings.paths.raw_dir) / "manifest.json"))
     realised = world.truth["realised"]
     return {
         "customers": realised["customers"],
