@@ -117,7 +117,7 @@ def _reference_at(events: pd.DataFrame, ids: pd.Index, cutoff: pd.Timestamp, spe
 
     if "value" in spec.families:
         for name, tp in spec.catalog.items():
-            if tp.role not in ("purchase", "renewal"):
+            if tp.role not in ("purchase", "renewal", "refund"):
                 continue
             of_type = past[past[TOUCHPOINT] == name]
             for w in fs.windows_days:
@@ -126,6 +126,16 @@ def _reference_at(events: pd.DataFrame, ids: pd.Index, cutoff: pd.Timestamp, spe
                     window.groupby(CUSTOMER_ID, observed=True)[VALUE].sum().reindex(ids, fill_value=0.0))
             out[feature_name("value", name, "total")] = (
                 of_type.groupby(CUSTOMER_ID, observed=True)[VALUE].sum().reindex(ids, fill_value=0.0))
+        roles = {name: tp.role for name, tp in spec.catalog.items()}
+        if "refund" in roles.values():  # money kept: purchases and renewals minus refunds
+            money = past[past[TOUCHPOINT].astype(str).map(roles).isin(["purchase", "renewal", "refund"])].copy()
+            money["signed"] = np.where(money[TOUCHPOINT].astype(str).map(roles) == "refund", -money[VALUE], money[VALUE])
+            for w in fs.windows_days:
+                window = in_window(money, 0, w)
+                out[feature_name("value_net", "all", window_label(w))] = (
+                    window.groupby(CUSTOMER_ID, observed=True)["signed"].sum().reindex(ids, fill_value=0.0))
+            out[feature_name("value_net", "all", "total")] = (
+                money.groupby(CUSTOMER_ID, observed=True)["signed"].sum().reindex(ids, fill_value=0.0))
     return pd.DataFrame(out, index=ids)
 
 
