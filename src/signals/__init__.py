@@ -6,10 +6,15 @@ The public API, one import away (modules load lazily, so ``import signals`` stay
     settings = signals.load_settings("configs/demo.yaml")
     world = signals.simulate_crm(settings)                      # or signals.ingest(...) real sources
     spec = signals.FeatureSpec.from_settings(settings)
-    cutoffs = signals.training_cutoffs(world.events, horizon_days=60, n_cutoffs=12)
-    X = signals.build_features(world.events, cutoffs, spec)     # point-in-time: ts < cutoff only
+    cutoffs = signals.training_cutoffs(world.events, horizon_days=60, n_cutoffs=12,
+                                       timezone=settings.timezone)   # tz-aware UTC instants
+    X = signals.build_features(world.events, cutoffs, spec, customers=world.customers)  # ts < cutoff only
     trained = signals.fit_task(world.events, settings, task="purchase", customers=world.customers)
     trained.points                                              # the learned points table (配点表)
+
+(``tests/test_tours.py`` runs this tour and the README's.) Errors a user can fix are
+:class:`SignalsError` subclasses; naive timestamps are refused where a time zone would have to be
+guessed (see :mod:`signals.schemas`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ _EXPORTS = {
     # data
     "check_events": "signals.schemas",
     "check_cutoffs": "signals.schemas",
+    "normalize_ids": "signals.schemas",
+    "to_utc": "signals.schemas",
     "simulate_crm": "signals.simulate",
     "SimulatedWorld": "signals.simulate",
     "messy_sources": "signals.simulate",
@@ -37,6 +44,7 @@ _EXPORTS = {
     "IngestResult": "signals.ingest",
     "IngestError": "signals.errors",
     # cutoffs, features, labels
+    "as_of_instant": "signals.cutoffs",
     "cutoff_grid": "signals.cutoffs",
     "training_cutoffs": "signals.cutoffs",
     "scoring_cutoffs": "signals.cutoffs",
@@ -73,7 +81,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from signals.cutoffs import cutoff_grid, scoring_cutoffs, training_cutoffs
+    from signals.cutoffs import as_of_instant, cutoff_grid, scoring_cutoffs, training_cutoffs
     from signals.dataset import build_training_set
     from signals.errors import ConfigError, DataError, IngestError, OutputError, SignalsError
     from signals.features.matrix import build_features
@@ -87,6 +95,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.modeling.points import points_table, touch_effects
     from signals.modeling.splits import time_split
     from signals.modeling.training import TrainedTask, fit_task
-    from signals.schemas import check_cutoffs, check_events
+    from signals.schemas import check_cutoffs, check_events, normalize_ids, to_utc
     from signals.settings import Settings, load_settings
     from signals.simulate import SimulatedWorld, messy_sources, simulate_crm
