@@ -12,13 +12,19 @@ About 1% of the rows are bad (one of the reject reasons each) and ~1.5% are dupl
 times :func:`signals.ingest.ingest` in a fresh process (median of 3 runs; reading, mapping and
 unification timed separately) and prints JSON with rows/s and the peak RSS of that process.
 
-    python benchmarks/bench_ingest.py [--rows 2000000]
+With ``--reference-src OTHER/src`` it also times another version of the package (e.g. an older
+checkout: ``git archive <commit> | tar -x -C /tmp/ref``) on the same files, alternating the two
+child processes, and reports the ratio of the medians (this version / reference): the machine is
+shared, so only a ratio measured in one run means something.
+
+    python benchmarks/bench_ingest.py [--rows 2000000] [--reference-src /tmp/ref/src --rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -192,6 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="raw rows over the three sources")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-src", type=Path, help="another version's src/ folder to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="with --reference-src: alternating child runs per version")
     parser.add_argument("--run-in", type=Path, help=argparse.SUPPRESS)  # the timed child process
     args = parser.parse_args()
     if args.run_in is not None:
@@ -203,11 +211,38 @@ def main() -> None:
         sizes = generate(folder, args.rows)
         generate_s = time.perf_counter() - t0
         files_mb = {p.name: round(p.stat().st_size / 1e6, 1) for p in sorted(folder.iterdir())}
-        child = subprocess.run(
-            [sys.executable, __file__, "--run-in", str(folder), "--repeats", str(args.repeats)],
-            check=True, capture_output=True, text=True,
-        )
-        timing = json.loads(child.stdout)
+
+        def child(src: Path | None) -> dict:
+            env = dict(os.environ)
+            if src is not None:
+                env["PYTHONPATH"] = str(src.resolve()) + os.pathsep + env.get("PYTHONPATH", "")
+            done = subprocess.run(
+                [sys.executable, __file__, "--run-in", str(folder), "--repeats", str(args.repeats)],
+                check=True, capture_output=True, text=True, env=env,
+            )
+            return json.loads(done.stdout)
+
+        if args.reference_src is None:
+            timing = child(None)
+            comparison = None
+        else:
+            mine, reference = [], []
+            for _ in range(args.rounds):  # alternate, so both see the same share of the machine's load
+                mine.append(child(None))
+                reference.append(child(args.reference_src))
+            timing = min(mine, key=lambda t: abs(t["seconds_median"] - statistics.median(
+                m["seconds_median"] for m in mine)))
+            this_s = statistics.median(t for m in mine for t in m["seconds_runs"])
+            ref_s = statistics.median(t for r in reference for t in r["seconds_runs"])
+            comparison = {
+                "reference_src": str(args.reference_src),
+                "seconds_median_this": round(this_s, 3),
+                "seconds_median_reference": round(ref_s, 3),
+                "ratio_this_over_reference": round(this_s / ref_s, 3),
+                "peak_rss_mb_this": max(m["peak_rss_mb"] for m in mine),
+                "peak_rss_mb_reference": max(r["peak_rss_mb"] for r in reference),
+                "runs_per_version": args.rounds * args.repeats,
+            }
     out = {
         "benchmark": "ingest",
         "raw_rows": sum(sizes.values()),
@@ -215,6 +250,7 @@ def main() -> None:
         "files_mb": files_mb,
         "generate_seconds": round(generate_s, 1),
         **timing,
+        **({"comparison": comparison} if comparison is not None else {}),
         "pandas": pd.__version__,
         "numpy": np.__version__,
     }
