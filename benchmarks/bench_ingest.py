@@ -239,6 +239,10 @@ def main() -> None:
                 "seconds_median_this": round(this_s, 3),
                 "seconds_median_reference": round(ref_s, 3),
                 "ratio_this_over_reference": round(this_s / ref_s, 3),
+                # each round runs both versions back to back: the median of the paired ratios is the
+                # figure least moved by other load on the machine
+                "ratio_median_of_paired_rounds": round(statistics.median(
+                    m["seconds_median"] / r["seconds_median"] for m, r in zip(mine, reference, strict=True)), 3),
                 "peak_rss_mb_this": max(m["peak_rss_mb"] for m in mine),
                 "peak_rss_mb_reference": max(r["peak_rss_mb"] for r in reference),
                 "runs_per_version": args.rounds * args.repeats,
