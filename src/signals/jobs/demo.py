@@ -36,7 +36,8 @@ def run_demo(
         if show_ingest is not None:
             show_ingest(result)
         console.print(f"{len(result.events):,} canonical events; {len(result.rejects):,} rejected rows with "
-                      f"reasons -> {settings.paths.rejects}")
+                      f"reasons -> {settings.paths.rejects}; {len(result.duplicates):,} duplicates with the row "
+                      f"each repeats -> {settings.paths.duplicates}")
     console.rule("3. point-in-time features")
     features = run_features(settings)
     console.print(f"{len(features.features):,} rows x {features.n_features} features -> {features.path} "
