@@ -616,7 +616,7 @@ def _random_ingest(sources_rows, with_ids, tolerance):
     return names, result, good
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sources_rows=st.lists(st.lists(ROW, min_size=1, max_size=25), min_size=1, max_size=3),
        with_ids=st.lists(st.booleans(), min_size=3, max_size=3),
        tolerance=st.sampled_from([0, 60, 150, 3600]))

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 # Smaller and faster than the demo, the tour's code unchanged: load_settings adds these overrides.
-SMALL = ["simulate.n_customers=2500", "model.lightgbm.num_threads=1", "model.bootstrap_rounds=20",
+SMALL = ["simulate.n_customers=1500", "model.lightgbm.num_threads=1", "model.bootstrap_rounds=20",
          "model.points_reference_rows=300"]
 
 
