@@ -247,7 +247,11 @@ class MlflowSettings(_Frozen):
 
 
 class SinkSettings(_Frozen):
-    """Reserved (not used yet): where batch scoring will write customer_signals. Nothing reads it today."""
+    """Reserved (not used yet) for writing: where batch scoring will write customer_signals.
+
+    Only ``signals report`` reads it today (the top alarms, from the table when ``kind`` is
+    ``sqlite`` and the file exists).
+    """
 
     kind: Literal["sqlite", "postgresql", "files"] = "sqlite"
     url: str = "sqlite:///crm.db"
@@ -366,6 +370,7 @@ class PathSettings(_Frozen):
     duplicates: Path = Path("data/duplicates.csv")
     features: Path = Path("data/features.parquet")
     models_dir: Path = Path("models")
+    reports_dir: Path = Path("reports")
 
 
 class SegmentSettings(_Frozen):

@@ -27,7 +27,7 @@ AS_OF = "2025-12-01"
 def world(tmp_path_factory):
     """A simulated CRM on disk, a trained-looking purchase bundle and a scores file."""
     folder = tmp_path_factory.mktemp("world")
-    settings = load_settings(overrides=[*SMALL, f"paths.data_dir={folder}/data", f"paths.events={folder}/data/events.parquet",
+    settings = load_settings(overrides=[*SMALL, f"paths.events={folder}/data/events.parquet",
                                         f"paths.customers={folder}/data/customers.parquet",
                                         f"paths.truth={folder}/data/truth.json", f"paths.reports_dir={folder}/reports",
                                         f"paths.models_dir={folder}/models", f"sink.url=sqlite:///{folder}/crm.db"])

@@ -93,7 +93,7 @@ def test_scores_come_from_a_file_or_the_sqlite_sink(tmp_path, monkeypatch):
     file_scores, note = load_scores(settings, tmp_path / "s.csv")
     assert len(file_scores) == 2 and note.endswith("s.csv")
     assert load_scores(load_settings(overrides=["sink.kind=files"]))[1].startswith("sink.kind is files")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="file not found"):  # a user's missing file: one line in the CLI
         load_scores(settings, tmp_path / "missing.parquet")
 
 
