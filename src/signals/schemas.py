@@ -410,3 +410,32 @@ def check_cutoffs(cutoffs: pd.DataFrame) -> pd.DataFrame:
     if out.duplicated([CUSTOMER_ID, CUTOFF]).any():
         raise DataError("cutoffs: duplicate (customer_id, cutoff) rows")
     return out
+
+
+#: The ``customer_signals`` rows batch scoring writes to the CRM (one row per customer, as-of
+#: instant, task and model version): ``(name, kind, nullable)`` with kind one of ``text``,
+#: ``float``, ``int``, ``timestamp``. ``(as_of, task, model_name, model_version, customer_id)``
+#: is the key: writing the same batch again replaces it, earlier as-of instants stay as history.
+SIGNAL_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("customer_id", "text", False),
+    ("as_of", "timestamp", False),
+    ("task", "text", False),
+    ("model_name", "text", False),
+    ("model_version", "text", False),
+    ("run_id", "text", True),
+    ("score", "float", False),
+    ("rank", "int", False),
+    ("band", "text", False),
+    ("temperature", "float", True),
+    ("temperature_prior", "float", True),
+    ("temperature_change_14d", "float", True),
+    ("temperature_change_30d", "float", True),
+    ("alarm", "text", True),
+    ("reason_1", "text", True),
+    ("reason_2", "text", True),
+    ("reason_3", "text", True),
+    ("scored_at", "timestamp", False),
+)
+SIGNAL_KEY: tuple[str, ...] = ("as_of", "task", "model_name", "model_version", "customer_id")
+#: The columns that are the same for every row of one batch.
+SIGNAL_BATCH_KEY: tuple[str, ...] = ("as_of", "task", "model_name", "model_version")

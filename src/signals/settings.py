@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from signals.errors import ConfigError
 
 __all__ = [
+    "AlarmSettings",
+    "BandSettings",
     "ConfigError",
     "CutoffSettings",
     "FeatureSettings",
@@ -42,6 +44,7 @@ __all__ = [
     "PathSettings",
     "Settings",
     "SimulateSettings",
+    "ScoringSettings",
     "SinkSettings",
     "SourceSettings",
     "Touchpoint",
@@ -247,16 +250,77 @@ class MlflowSettings(_Frozen):
 
 
 class SinkSettings(_Frozen):
-    """Reserved (not used yet) for writing: where batch scoring will write customer_signals.
+    """Where batch scoring writes the ``customer_signals`` rows (:mod:`signals.io.sinks`).
 
-    Only ``signals report`` reads it today (the top alarms, from the table when ``kind`` is
-    ``sqlite`` and the file exists).
+    ``sqlite`` and ``postgresql`` write through SQLAlchemy to ``url``; ``files`` writes one
+    Parquet or CSV file per batch under ``folder``. A password never goes in ``url``: put the
+    whole URL in the environment variable named by ``url_env`` instead (it replaces ``url``).
+    ``signals report`` reads the top alarms back (``kind`` sqlite).
     """
 
     kind: Literal["sqlite", "postgresql", "files"] = "sqlite"
-    url: str = "sqlite:///crm.db"
+    url: str = Field(default="sqlite:///crm.db", description="SQLAlchemy URL without a password")
     url_env: str | None = Field(default="SIGNALS_CRM_URL", description="if this variable is set, it replaces url")
-    table: str = "customer_signals"
+    table: str = Field(default="customer_signals", description="table name, optionally schema.table")
+    folder: Path = Field(default=Path("data/customer_signals"), description="kind files: where the batch files go")
+    format: Literal["parquet", "csv"] = Field(default="parquet", description="kind files: the file format")
+    chunk_rows: int = Field(default=50_000, gt=0, description="rows sent to the database per round trip")
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc}); e.g. sqlite:///crm.db or postgresql+psycopg://host/db") from None
+        if url.password is not None:
+            raise ValueError("the URL holds a password: credentials never go in a config file; put the whole "
+                             "URL in the environment variable named by sink.url_env (default SIGNALS_CRM_URL)")
+        return v
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        parts = v.split(".")
+        if len(parts) > 2 or not all(p.isidentifier() for p in parts):
+            raise ValueError(f"table must be a name or schema.name of letters, digits and underscores, got {v!r}")
+        return v
+
+
+class BandSettings(_Frozen):
+    """Score bands: ``high`` is the top ``high_share`` of the validation rows' probabilities,
+    ``medium`` the next ``medium_share``; the cut points are saved with the model."""
+
+    high_share: float = Field(default=0.1, gt=0, lt=1)
+    medium_share: float = Field(default=0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _shares(self) -> BandSettings:
+        if self.high_share + self.medium_share >= 1:
+            raise ValueError("high_share + medium_share must be below 1 (the rest is low)")
+        return self
+
+
+class AlarmSettings(_Frozen):
+    """Alarm rules; their thresholds are chosen on the validation cutoffs for the target precision."""
+
+    kizashi_precision: float = Field(default=0.25, gt=0, lt=1, description="purchase: target precision of kizashi")
+    cooling_precision: float = Field(default=0.15, gt=0, lt=1, description="churn: target precision of cooling")
+    min_alarms: int = Field(default=30, ge=1, description="a threshold must raise at least this many validation alarms")
+    warm_quantile: float = Field(default=0.5, gt=0, lt=1,
+                                 description="cooling: 'warm' = temperature 30 days ago at or above this quantile")
+
+
+class ScoringSettings(_Frozen):
+    """Batch scoring (``signals score``): bands, alarms, reasons."""
+
+    bands: BandSettings = BandSettings()
+    alarms: AlarmSettings = AlarmSettings()
+    reasons: int = Field(default=3, ge=1, le=10, description="reasons per customer and task")
+    reason_chunk_rows: int = Field(default=100_000, gt=0, description="rows per chunk of per-row contributions")
 
 
 class SimulateSettings(_Frozen):
@@ -478,6 +542,7 @@ class Settings(_Frozen):
     model: ModelSettings = ModelSettings()
     mlflow: MlflowSettings = MlflowSettings()
     sink: SinkSettings = SinkSettings()
+    scoring: ScoringSettings = ScoringSettings()
     simulate: SimulateSettings = SimulateSettings()
     ingest: IngestSettings = IngestSettings()
     paths: PathSettings = PathSettings()
