@@ -358,6 +358,78 @@ def _check_training_inputs(settings: Settings) -> None:
         raise DataError(f"features.static_columns needs a customers table at {paths.customers}")
 
 
+def print_scoring(run, *, top: int = 5) -> None:
+    """Per task: rows, alarms, bands and the top customers with their reasons; where the rows went."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"scored as of {run.as_of:%Y-%m-%d %H:%M} UTC", box=box.SIMPLE_HEAD)
+    for column in ("task", "model", "customers", "alarm", "alarms", "high / medium / low", "p50 / p90 / p99"):
+        table.add_column(column, justify="left" if column in ("task", "model", "alarm") else "right", no_wrap=True)
+    for task, info in run.summary.items():
+        bands = info["bands"]
+        table.add_row(task, escape(info["model"]), f"{info['rows']:,}", info["alarm"] or "", f"{info['alarms']:,}",
+                      f"{bands['high']:,} / {bands['medium']:,} / {bands['low']:,}",
+                      f"{info['score_p50']:.3f} / {info['score_p90']:.3f} / {info['score_p99']:.3f}")
+    console.print(table)
+    for loaded in run.models:
+        policy = loaded.policy
+        test = policy.test or {}
+        if test.get("precision") is not None:
+            console.print(f"  {escape(policy.describe())}; on the test cutoffs: precision {test['precision']:.2f}, "
+                          f"recall {test['recall']:.2f} ({test['alarms']:,} alarms, base rate {test['base_rate']:.3f})")
+    signals = run.signals
+    for task in run.summary:
+        part = signals[signals["task"] == task].nsmallest(top, "rank")
+        console.print(f"[bold]{task}[/bold]: highest scores and why")
+        for r in part.itertuples():
+            why = "; ".join(x for x in (r.reason_1, r.reason_2, r.reason_3) if isinstance(x, str))
+            alarm = f" [red]{r.alarm}[/red]" if isinstance(r.alarm, str) else ""
+            console.print(f"  {escape(str(r.customer_id))}  p={r.score:.3f} {r.band}{alarm}  "
+                          f"temperature {r.temperature:.0f}  {escape(why)}")
+    if run.written is not None:
+        console.print(f"{run.written.rows:,} rows -> {escape(run.written.destination)} ({run.written.seconds:.1f} s)")
+    if run.mlflow_run_id:
+        console.print(f"MLflow run {run.mlflow_run_id}")
+
+
+@app.command("score")
+def score_command(
+    as_of: Annotated[str, typer.Option("--as-of", help="Score as of this date/time (a date means its first moment "
+                                                       "in the config's timezone); features use events before it.")],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="champion or challenger: the registry version with that alias "
+                                                "(mlflow.tracking_uri); or a bundle folder, or a folder of bundles "
+                                                "per task; 'models' = paths.models_dir.")
+    ] = "models",
+    task: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="churn and/or purchase (repeatable); default both.")
+    ] = None,
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Write the rows to the sink (the sink section).")] = True,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow (mlflow.tracking_uri).")] = True,
+) -> None:
+    """Score every customer as of a date: probability, rank, band, temperature, alarm and 3 reasons per task.
+
+    Loads each task's model, refuses events that do not fit its saved feature spec, builds the features as of the date for every customer seen before it, and writes one customer_signals row per customer and task to the sink (SQLite by default; sink.url_env names the variable with a PostgreSQL URL). Re-running the same date with the same model replaces its rows; other dates stay as history. Alarms: kizashi (purchase: temperature surge above the customer's usual, with a high purchase probability) and cooling (churn: high risk, or cooled down after being warm).
+    """
+    from signals.jobs.score import run_score
+    from signals.labels import TASKS
+
+    tasks = task or list(TASKS)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {unknown}")
+    settings = load_cli_settings(config, overrides)
+    if not Path(settings.paths.events).is_file():
+        raise DataError(f"no events at {settings.paths.events}: run `signals simulate` or `signals ingest` first")
+    run = run_score(settings, as_of=as_of, model=model, tasks=tasks, write=write, track=track,
+                    progress=lambda m: err_console.print(f"  {m}", style="dim"))
+    print_scoring(run)
+
+
 @app.command("demo")
 def demo_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="Demo config.")] = Path("configs/demo.yaml"),

@@ -11,6 +11,7 @@ A bundle (``paths.models_dir / <task>``) holds everything needed to score and to
 ``versus.csv``        ROC AUC of the model minus each baseline, paired bootstrap interval
 ``half_life.csv``     validation AUC of the learned temperature per candidate half-life
 ``top_reasons.csv``   the 20 highest-scored customers of the last test cutoff, with their reasons
+``policy.json``       band cut points and alarm thresholds (validation), alarm precision/recall (test)
 ``summary.json``      split, row counts, settings, truth agreement (simulated data), seconds
 ``figures/*.png``     points, metrics, gains, calibration, half-life
 ====================  ==================================================================
@@ -57,15 +58,16 @@ class TrainRun:
     seconds: float
 
 
-def load_inputs(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame | None, dict | None]:
+def load_inputs(settings: Settings, *, require_static: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None, dict | None]:
     """Events (required), customers (if the file exists or static columns need it) and the
-    simulator's truth (if ``paths.truth`` exists)."""
+    simulator's truth (if ``paths.truth`` exists). ``require_static=False``: a missing customers
+    table is left for the caller to judge (scoring checks the model's saved spec instead)."""
     paths = settings.paths
     if not Path(paths.events).is_file():
         raise FileNotFoundError(f"no events at {paths.events}: run `signals simulate` or `signals ingest` first")
     events = read_events(paths.events, settings.catalog)
     customers = read_table(paths.customers) if Path(paths.customers).is_file() else None
-    if settings.features.static_columns and customers is None:
+    if require_static and settings.features.static_columns and customers is None:
         raise FileNotFoundError(f"features.static_columns needs a customers table at {paths.customers}")
     truth = read_truth(paths.truth) if Path(paths.truth).is_file() else None
     return events, customers, truth
@@ -81,6 +83,8 @@ def write_bundle(trained: TrainedTask, folder: Path, *, truth: dict | None, sett
     write_table(trained.versus, folder / "versus.csv")
     write_table(trained.half_life_table, folder / "half_life.csv")
     write_table(trained.top_reasons, folder / "top_reasons.csv")
+    if trained.policy is not None:
+        (folder / "policy.json").write_text(trained.policy.model_dump_json(indent=2), encoding="utf-8")
     agreement = truth_agreement(trained, truth) if truth is not None else None
     summary = {
         "task": trained.task,
@@ -92,6 +96,8 @@ def write_bundle(trained: TrainedTask, folder: Path, *, truth: dict | None, sett
         "metrics": {f"{r.model}.{r.metric}": r.estimate for r in trained.metrics.itertuples()},
         "auc_minus_baseline": {r.baseline: [r.estimate, r.low, r.high] for r in trained.versus.itertuples()},
         "truth_agreement": agreement,
+        "alarm": ({"rule": trained.policy.describe(), "validation": trained.policy.validation,
+                   "test": trained.policy.test} if trained.policy is not None else None),
         "settings": json.loads(settings.model_dump_json(include={"cutoffs", "labels", "model", "features"})),
         "seconds": round(seconds, 1),
     }

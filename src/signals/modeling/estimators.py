@@ -166,6 +166,14 @@ class SignalModel:
         values = self.booster_.predict(self._check(X), pred_contrib=True, num_iteration=self.best_iteration_)
         return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=X.index)
 
+    def tree_shap(self):
+        """The vectorised TreeSHAP of this booster (:class:`signals.modeling.shap.TreeShap`, built once)."""
+        from signals.modeling.shap import TreeShap
+
+        if getattr(self, "_tree_shap", None) is None or self._tree_shap.booster is not self.booster_:
+            self._tree_shap = TreeShap(self.booster_, self.best_iteration_)
+        return self._tree_shap
+
     def importance(self) -> pd.Series:
         """Total gain of each feature, sorted."""
         gain = self.booster_.feature_importance(importance_type="gain", iteration=self.best_iteration_)

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_calibration", "plot_gains", "plot_half_life", "plot_metrics", "plot_points", "save_figure"]
+__all__ = ["plot_calibration", "plot_gains", "plot_half_life", "plot_metrics", "plot_points", "plot_score_distribution", "save_figure"]
 
 _COLORS = {"lightgbm": "#1f77b4", "learned_temperature": "#d62728", "logistic_regression": "#2ca02c",
            "prior_temperature": "#ff7f0e", "rfm": "#7f7f7f", "falling_frequency": "#9467bd"}
@@ -125,4 +125,23 @@ def plot_half_life(table: pd.DataFrame, *, task: str, chosen: float, true_half_l
     ax.set_ylabel("validation ROC AUC")
     ax.set_title(f"{task}: learning the temperature half-life")
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_score_distribution(signals: pd.DataFrame) -> Figure:
+    """Histogram of the scored probabilities per task, alarmed customers highlighted (log count axis)."""
+    tasks = sorted(signals["task"].unique())
+    fig = _figure(5 * len(tasks), 3.5)
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        part = signals[signals["task"] == task]
+        bins = np.linspace(0, max(float(part["score"].max()), 1e-6), 40)
+        ax.hist(part["score"], bins=bins, color="#9ab", label="all customers")
+        alarmed = part[part["alarm"].notna()]
+        if len(alarmed):
+            ax.hist(alarmed["score"], bins=bins, color="#c33", label=f"{alarmed['alarm'].iloc[0]} ({len(alarmed):,})")
+        ax.set_yscale("log")
+        ax.set_title(f"{task}: {len(part):,} customers")
+        ax.set_xlabel("calibrated probability")
+        ax.legend(fontsize=8)
     return fig

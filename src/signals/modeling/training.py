@@ -37,6 +37,7 @@ from signals.modeling.points import (
     points_table,
     touch_effects,
 )
+from signals.modeling.scoring import ScoringPolicy, evaluate_policy, fit_policy, temperature_table
 from signals.modeling.splits import TimeSplit, time_split
 from signals.schemas import CUSTOMER_ID, CUTOFF, check_events
 from signals.settings import Settings
@@ -64,6 +65,8 @@ class TrainedTask:
     test_scores: pd.DataFrame        # customer_id, cutoff, label and every model's score / probability
     top_reasons: pd.DataFrame        # the highest-scored rows of the last test cutoff with their reasons
     baseline_calibrators: dict[str, Calibrator] = field(default_factory=dict)
+    policy: ScoringPolicy | None = None  # band cut points, alarm thresholds (validation) and alarm metrics (test)
+    validation_scores: pd.DataFrame | None = None  # customer_id, cutoff, label, probability, temperatures
 
     @property
     def points_by_type(self) -> dict[str, float]:
@@ -149,6 +152,21 @@ def fit_task(
     temp_test = sign * learned_temperature(test_temps, learned, half_life)
     add_baseline(LEARNED_TEMPERATURE, temp_val, temp_test)
 
+    _note(progress, "bands and alarm thresholds on the validation cutoffs, alarm precision and recall on the test cutoffs")
+    learned_spec = spec.with_learned_points(learned, half_life)
+    validation_scores = pd.concat([
+        validation_rows.reset_index(drop=True),
+        pd.DataFrame({LABEL: y_va, "probability": model.probability(X_va)}),
+        temperature_table(index, validation_rows.reset_index(drop=True), learned_spec),
+    ], axis=1)
+    policy = fit_policy(validation_scores, task=task, settings=settings.scoring)
+    test_rows = data.loc[test_mask, [CUSTOMER_ID, CUTOFF]].reset_index(drop=True)
+    test_frame = pd.concat([
+        pd.DataFrame({LABEL: y_te, "probability": scores[MODEL_NAME][1]}),
+        temperature_table(index, test_rows, learned_spec),
+    ], axis=1)
+    policy = evaluate_policy(policy, test_frame)
+
     _note(progress, f"metrics on {len(X_te):,} test rows, {ms.bootstrap_rounds} bootstrap rounds over customers")
     test_ids = data.loc[test_mask, CUSTOMER_ID].to_numpy()
     metrics = bootstrap_metrics(y_te, scores, test_ids, rounds=ms.bootstrap_rounds, seed=ms.seed)
@@ -174,8 +192,9 @@ def fit_task(
         "train_positives": int(y_tr.sum()), "validation_positives": int(y_va.sum()), "test_positives": int(y_te.sum()),
         "features": len(features),
     }
-    return TrainedTask(task, spec.with_learned_points(learned, half_life), model, split, metrics, versus, points,
-                       half_life, half_life_table, rows, test_scores, top_reasons.reset_index(drop=True), calibrators)
+    return TrainedTask(task, learned_spec, model, split, metrics, versus, points,
+                       half_life, half_life_table, rows, test_scores, top_reasons.reset_index(drop=True), calibrators,
+                       policy=policy, validation_scores=validation_scores)
 
 
 def truth_agreement(trained: TrainedTask, truth: dict) -> dict:

@@ -1,0 +1,136 @@
+"""Loading a trained model for scoring: from a bundle folder, or from the MLflow registry by alias.
+
+A bundle (``models/<task>/``, written by :mod:`signals.jobs.train`) holds the booster and its
+calibrator (``model/``), the feature spec with the learned points (``spec.json``), the scoring
+policy (``policy.json``: band cut points and alarm thresholds chosen on validation data) and
+``summary.json``. A bundle has no registry version, so its version is a digest of the files that
+decide its scores: the same model gives the same version, and re-scoring replaces its rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from signals.errors import DataError
+from signals.features.spec import FeatureSpec
+from signals.modeling.estimators import SignalModel
+from signals.modeling.scoring import ScoringPolicy
+
+__all__ = ["LoadedModel", "bundle_version", "find_bundle", "load_bundle", "load_registered", "registered_name"]
+
+_FILES = ("model/booster.txt", "model/model.json", "spec.json", "policy.json")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to score: what it computes and where it came from."""
+
+    task: str
+    model: SignalModel
+    spec: FeatureSpec
+    policy: ScoringPolicy
+    name: str             # registered model name (signals-purchase), also for bundles
+    version: str          # registry version, or "bundle-<digest>"
+    run_id: str | None    # the MLflow run that trained it, when known
+    source: str           # the folder or models:/ URI it was loaded from
+
+
+def registered_name(prefix: str, task: str) -> str:
+    """``signals-purchase``: one registered model per task."""
+    return f"{prefix}-{task}"
+
+
+def bundle_version(folder: str | Path) -> str:
+    """``bundle-<12 hex>``: a digest of the booster, calibrator, spec and policy files."""
+    digest = hashlib.sha256()
+    for name in _FILES:
+        digest.update(name.encode())
+        digest.update((Path(folder) / name).read_bytes())
+    return f"bundle-{digest.hexdigest()[:12]}"
+
+
+def load_bundle(folder: str | Path, *, task: str | None = None, prefix: str = "signals",
+                run_id: str | None = None, version: str | None = None, source: str | None = None) -> LoadedModel:
+    """Load a bundle folder; ``task`` (when given) must match the bundle's task.
+
+    Raises
+    ------
+    DataError
+        The folder is not a complete bundle (names what is missing, e.g. a ``policy.json`` from
+        an older training run), or is another task's bundle.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"no model bundle at {folder}: train one with `signals train --task {task or '<task>'}` "
+                        "or pass --model champion to load it from the MLflow registry")
+    missing = [name for name in (*_FILES, "summary.json") if not (folder / name).is_file()]
+    if missing:
+        hint = (" (policy.json holds the band cut points and alarm thresholds: retrain with this version of "
+                "signals)" if "policy.json" in missing else "")
+        raise DataError(f"{folder} is not a complete model bundle: {missing} missing{hint}")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    found = summary.get("task")
+    if task is not None and found != task:
+        raise DataError(f"{folder} holds a {found} model, not {task}")
+    policy = ScoringPolicy.model_validate_json((folder / "policy.json").read_text(encoding="utf-8"))
+    return LoadedModel(
+        task=found,
+        model=SignalModel.load(folder / "model"),
+        spec=FeatureSpec.from_json((folder / "spec.json").read_text(encoding="utf-8")),
+        policy=policy,
+        name=registered_name(prefix, found),
+        version=version or bundle_version(folder),
+        run_id=run_id or summary.get("run_id"),
+        source=source or str(folder),
+    )
+
+
+def find_bundle(root: str | Path) -> Path | None:
+    """The folder under ``root`` (itself included) that holds a bundle (``spec.json`` + ``model/``)."""
+    root = Path(root)
+    for spec in sorted(root.rglob("spec.json"), key=lambda p: len(p.parts)):
+        if (spec.parent / "model" / "booster.txt").is_file():
+            return spec.parent
+    return None
+
+
+def load_registered(task: str, alias: str, *, tracking_uri: str, prefix: str = "signals",
+                    dst: str | Path | None = None) -> LoadedModel:
+    """Load the version of ``<prefix>-<task>`` that carries ``alias`` in the MLflow registry.
+
+    Raises
+    ------
+    DataError
+        No registered model of that name, or no version with that alias (the message says which
+        aliases exist and how to create one).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    name = registered_name(prefix, task)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        model_version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        try:
+            registered = client.get_registered_model(name)
+            aliases = sorted(getattr(registered, "aliases", {}) or {})
+            have = f"its aliases are {aliases}" if aliases else "it has no alias yet"
+        except MlflowException:
+            have = "no model of that name is registered"
+        raise DataError(
+            f"no version of the registered model {name!r} has the alias {alias!r} in {tracking_uri} ({have}); "
+            f"run `signals retrain` to register a champion, or score a bundle folder with --model models"
+        ) from exc
+    uri = f"models:/{name}@{alias}"
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
+                                                tracking_uri=tracking_uri)
+    folder = find_bundle(local)
+    if folder is None:
+        raise DataError(f"{uri} (version {model_version.version}) holds no signals bundle (spec.json + model/)")
+    return load_bundle(folder, task=task, prefix=prefix, run_id=model_version.run_id,
+                       version=str(model_version.version), source=f"{uri} (version {model_version.version})")

@@ -1,0 +1,172 @@
+"""The score job: every customer as of a date, both tasks, written back to the CRM.
+
+``run_score`` loads each task's model (a bundle folder, or the MLflow registry by alias), checks
+that the events can rebuild the features the model was trained on (its saved spec decides, never
+the current config), scores every customer first seen before the as-of instant
+(:func:`signals.modeling.scoring.score_models`), writes the ``customer_signals`` rows through the
+configured sink (:mod:`signals.io.sinks`) and, when tracking is on, logs the run to MLflow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from signals.cutoffs import as_of_instant
+from signals.errors import DataError
+from signals.io.bundles import LoadedModel, load_bundle, load_registered
+from signals.io.sinks import SinkResult, open_sink
+from signals.labels import TASKS
+from signals.modeling.scoring import score_models, spec_mismatch, summarize
+from signals.schemas import TOUCHPOINT
+from signals.settings import Settings
+
+__all__ = ["ALIASES", "ScoreRun", "load_models", "run_score"]
+
+#: ``--model`` values that mean a registry alias (anything else is a folder).
+ALIASES = ("champion", "challenger")
+
+
+@dataclass
+class ScoreRun:
+    """What a scoring run produced."""
+
+    as_of: pd.Timestamp
+    signals: pd.DataFrame                  # customer_signals rows of every task (+ usual temperature, surge)
+    models: list[LoadedModel]
+    summary: dict                          # per task: rows, alarms, bands, score distribution, model
+    written: SinkResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+
+
+def load_models(settings: Settings, model: str | Path = "models", *, tasks: Sequence[str] = TASKS) -> list[LoadedModel]:
+    """The models to score with: ``champion`` / ``challenger`` from the registry, or bundles.
+
+    A folder is either one bundle (its task is scored) or holds one bundle per task
+    (``models/purchase``, ``models/churn``); ``"models"`` means ``paths.models_dir``.
+    """
+    text = str(model)
+    if text in ALIASES:
+        return [load_registered(task, text, tracking_uri=settings.mlflow.tracking_uri,
+                                prefix=settings.mlflow.registered_model_prefix) for task in tasks]
+    folder = Path(settings.paths.models_dir) if text == "models" else Path(text)
+    prefix = settings.mlflow.registered_model_prefix
+    if (folder / "spec.json").is_file():
+        loaded = load_bundle(folder, prefix=prefix)
+        if loaded.task not in tasks:
+            raise DataError(f"{folder} holds a {loaded.task} model; asked to score {list(tasks)}")
+        return [loaded]
+    return [load_bundle(folder / task, task=task, prefix=prefix) for task in tasks]
+
+
+def _check(models: list[LoadedModel], events: pd.DataFrame, customers: pd.DataFrame | None,
+           settings: Settings) -> None:
+    tp = events[TOUCHPOINT]
+    event_types = (list(tp.cat.categories) if isinstance(tp.dtype, pd.CategoricalDtype)
+                   else sorted(tp.astype(str).unique()))
+    for loaded in models:
+        problems = spec_mismatch(loaded.spec, event_types=event_types, customers=customers)
+        if problems:
+            raise DataError(
+                f"the {loaded.task} model ({loaded.source}) cannot score these events: " + "; ".join(problems)
+                + ". The model's saved feature spec decides the features: score data that has them, "
+                  "or retrain the model on this data")
+
+
+def run_score(
+    settings: Settings,
+    *,
+    as_of,
+    model: str | Path = "models",
+    tasks: Sequence[str] = TASKS,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    write: bool = True,
+    track: bool = False,
+    progress: Callable[[str], None] | None = None,
+    show_progress: bool = True,
+) -> ScoreRun:
+    """Score every customer as of ``as_of`` with each task's model and write the rows to the sink.
+
+    ``events`` / ``customers`` default to ``paths.events`` / ``paths.customers``. ``progress``
+    receives one line per stage; ``show_progress`` shows the sink's progress bar.
+    """
+    from signals.jobs.train import load_inputs
+
+    started = time.perf_counter()
+    if events is None:
+        events, file_customers, _ = load_inputs(settings, require_static=False)
+        customers = file_customers if customers is None else customers
+    models = load_models(settings, model, tasks=tasks)
+    _check(models, events, customers, settings)
+    instant = as_of_instant(as_of, settings.timezone)
+    scored = score_models(events, models, instant, timezone=settings.timezone, customers=customers,
+                          settings=settings.scoring, progress=progress)
+    run = ScoreRun(instant, scored.signals, models, summarize(scored.signals), seconds=dict(scored.seconds))
+    if write:
+        clock = time.perf_counter()
+        sink = open_sink(settings.sink)
+        try:
+            if progress is not None:
+                progress(f"writing {len(scored.signals):,} rows to {sink.destination}")
+            run.written = sink.write(scored.signals, progress=show_progress)
+        finally:
+            sink.dispose()
+        run.seconds["write"] = time.perf_counter() - clock
+    if track:
+        run.mlflow_run_id = log_scoring_run(run, settings)
+    run.seconds["total"] = time.perf_counter() - started
+    return run
+
+
+def log_scoring_run(run: ScoreRun, settings: Settings) -> str:
+    """Log a scoring run to MLflow: rows scored, alarm counts, the score distribution per task,
+    the model versions used (params and tags), the summary and a score histogram (artifacts)."""
+    import json
+    import tempfile
+
+    import mlflow
+
+    from signals.modeling.plots import plot_score_distribution, save_figure
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    day = f"{run.as_of:%Y-%m-%d}"
+    tags = {"role": "scoring", "as_of": day, "task": ",".join(m.task for m in run.models)}
+    with mlflow.start_run(run_name=f"score {day}", tags=tags) as active:
+        params = {"as_of": run.as_of.isoformat(), "customers": run.summary and max(v["rows"] for v in run.summary.values())}
+        for m in run.models:
+            params[f"{m.task}.model"] = m.name
+            params[f"{m.task}.model_version"] = m.version
+            params[f"{m.task}.model_source"] = m.source[:500]
+            if m.run_id:
+                params[f"{m.task}.training_run_id"] = m.run_id
+        if run.written is not None:
+            params["sink"] = run.written.destination
+        mlflow.log_params(params)
+        metrics = {}
+        for task, info in run.summary.items():
+            metrics[f"{task}.rows"] = info["rows"]
+            metrics[f"{task}.alarms"] = info["alarms"]
+            metrics[f"{task}.alarm_share"] = info["alarms"] / info["rows"] if info["rows"] else 0.0
+            for band, count in info["bands"].items():
+                metrics[f"{task}.band_{band}"] = count
+            for key in ("score_mean", "score_p50", "score_p90", "score_p99", "score_max"):
+                metrics[f"{task}.{key}"] = info[key]
+        metrics.update({f"seconds.{k}": v for k, v in run.seconds.items()})
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "scoring_summary.json").write_text(json.dumps(run.summary, indent=2, default=str))
+            save_figure(plot_score_distribution(run.signals), folder / "score_distribution.png")
+            top = (run.signals.sort_values(["task", "rank"]).groupby("task").head(50)
+                   [["task", "customer_id", "score", "rank", "band", "alarm", "temperature", "reason_1",
+                     "reason_2", "reason_3"]])
+            top.to_csv(folder / "top_customers.csv", index=False)
+            mlflow.log_artifacts(str(folder))
+        return active.info.run_id

@@ -1,0 +1,484 @@
+"""Batch scoring, the pure parts: temperatures, bands, alarms and their thresholds.
+
+What a scoring run adds to a model's calibrated probability, per customer and task:
+
+**Temperature** (seed 002's 顧客接点温度) with the task's learned points ``p_k`` and its learned
+half-life ``h``: ``sum_k p_k * D_k(T; h)`` with ``D_k`` the decayed count of type ``k`` before the
+as-of instant ``T``; the same with the catalog's prior points; and its change over 14 and 30 days
+(temperature at ``T`` minus temperature at ``T - 14 d`` / ``T - 30 d``). For churn the learned
+points reward touches that lower the risk, so a high temperature is a safe customer.
+
+**The customer's usual temperature**: the temperature the customer's own usual touch rate would
+hold, ``sum_k p_k * r_k * h / ln 2``, with ``r_k`` its touches of type ``k`` per day in
+``[T - B, T - R)`` (``B = surge_baseline_days``, ``R = surge_recent_days``; a customer younger than
+``B`` uses the days it has had, at least 30). ``temperature_surge = temperature - usual``: how far
+above its own baseline the customer runs now.
+
+**Bands**: ``high`` / ``medium`` / ``low`` by cut points on the probability, chosen as quantiles of
+the validation rows' probabilities (``scoring.bands``).
+
+**Alarms**, thresholds chosen on the validation cutoffs (:func:`fit_policy`) for the precision
+the config states, maximising recall:
+
+- ``kizashi`` (purchase): ``temperature_surge >= s`` **and** ``probability >= p``;
+- ``cooling`` (churn): ``probability >= p`` **or** (``temperature 30 days ago >= warm`` **and**
+  ``temperature < cold``): a high risk, or a customer who was warm and has cooled down.
+
+>>> import pandas as pd
+>>> from signals.settings import ScoringSettings
+>>> frame = pd.DataFrame({"label": [1, 0, 1, 0, 0, 0, 1, 0, 0, 0] * 10,
+...                       "probability": [0.9, 0.2, 0.8, 0.1, 0.3, 0.2, 0.7, 0.1, 0.2, 0.1] * 10,
+...                       "temperature_surge": [5.0, 0.5, 4.0, -1, 0, 0, 3.0, 0, 2.0, 0] * 10})
+>>> policy = fit_policy(frame, task="purchase", settings=ScoringSettings())
+>>> policy.alarm, policy.validation["precision"], policy.validation["recall"]
+('kizashi', 1.0, 1.0)
+>>> apply_policy(policy, frame)[1][:4].tolist()
+['kizashi', None, 'kizashi', None]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from signals.features.matrix import build_features
+from signals.features.names import half_life_label, window_label
+from signals.features.spec import FeatureSpec
+from signals.features.window import EventIndex
+from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_DAY
+from signals.settings import ScoringSettings
+
+__all__ = [
+    "ALARM_OF_TASK",
+    "BANDS",
+    "TEMPERATURE_LAGS_DAYS",
+    "Scored",
+    "ScoringPolicy",
+    "alarm_metrics",
+    "apply_policy",
+    "base_spec",
+    "evaluate_policy",
+    "fit_policy",
+    "rank_descending",
+    "score_models",
+    "spec_mismatch",
+    "summarize",
+    "temperature_table",
+]
+
+BANDS = ("high", "medium", "low")
+ALARM_OF_TASK = {"purchase": "kizashi", "churn": "cooling"}
+TEMPERATURE_LAGS_DAYS = (14, 30)
+_MIN_BASELINE_DAYS = 30.0
+
+
+class ScoringPolicy(BaseModel):
+    """Band cut points and alarm thresholds of one model, chosen on its validation cutoffs.
+
+    Saved next to the model (``policy.json``); scoring applies it unchanged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    band_cuts: dict[str, float]                      # high: p >= cut, medium: p >= cut
+    band_rates: dict[str, float | None]              # validation positive rate per band
+    alarm: str                                       # kizashi | cooling
+    probability: float | None = None                 # alarm needs (kizashi) / is raised by (cooling) p >= this
+    surge: float | None = None                       # kizashi: temperature_surge >= this
+    warm: float | None = None                        # cooling: temperature 30 days ago >= this ...
+    cold: float | None = None                        # ... and temperature now < this
+    target_precision: float
+    validation: dict[str, float | int | bool | None]  # precision, recall, alarms, rows, positives, reached
+    test: dict[str, float | int | None] | None = None  # the same on the test cutoffs (never used to choose)
+
+    def describe(self) -> str:
+        """The alarm rule in words, with its thresholds."""
+        if self.alarm == "kizashi":
+            return (f"kizashi: temperature {self.surge:+.1f} points or more above the customer's usual, "
+                    f"and purchase probability >= {self.probability:.3f}")
+        parts = []
+        if self.probability is not None:
+            parts.append(f"churn probability >= {self.probability:.3f}")
+        if self.cold is not None:
+            parts.append(f"temperature below {self.cold:.1f} after being at {self.warm:.1f} or more 30 days before")
+        return "cooling: " + " or ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# temperatures
+
+
+def _shifted(rows: pd.DataFrame, days: float) -> pd.DataFrame:
+    return pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(),
+                         CUTOFF: rows[CUTOFF] - pd.Timedelta(days=days)})
+
+
+def temperature_table(
+    index: EventIndex,
+    rows: pd.DataFrame,
+    spec: FeatureSpec,
+    *,
+    lags_days: tuple[int, ...] = TEMPERATURE_LAGS_DAYS,
+) -> pd.DataFrame:
+    """Temperatures of ``rows`` (``customer_id, cutoff``) with the learned and the prior points.
+
+    ``spec`` must carry learned points and their half-life (a trained model's spec). Returns, in
+    row order: ``temperature``, ``temperature_prior``, ``temperature_<L>d_ago`` and
+    ``temperature_change_<L>d`` for every lag ``L``, ``usual_temperature`` and
+    ``temperature_surge`` (see the module docstring).
+    """
+    if spec.learned_points is None or spec.learned_half_life_days is None:
+        raise ValueError("the spec has no learned points: temperatures need a trained model's spec")
+    h = spec.learned_half_life_days
+    types = spec.touchpoints
+    learned = np.array([float(spec.learned_points.get(t, 0.0)) for t in types])
+    prior = np.array([spec.catalog[t].prior_points for t in types])
+    n = len(rows)
+    shifts = (0, *lags_days)
+    stacked = pd.concat([_shifted(rows, d) for d in shifts], ignore_index=True)
+    # the same (customer, instant) can come twice (a test row 30 days after another): build it once
+    key = pd.MultiIndex.from_arrays([stacked[CUSTOMER_ID].astype(str), stacked[CUTOFF]])
+    codes, uniques = pd.factorize(key)
+    unique_rows = pd.DataFrame({CUSTOMER_ID: uniques.get_level_values(0), CUTOFF: uniques.get_level_values(1)})
+    per_type = build_features(None, unique_rows, spec.temperature_only((h,)), index=index)
+    label = half_life_label(h)
+    matrix = per_type[[f"temp__{t}__{label}" for t in types]].to_numpy(dtype=np.float64)[codes]
+    now = matrix[:n]
+    out = {"temperature": now @ learned, "temperature_prior": now @ prior}
+    for i, lag in enumerate(lags_days, start=1):
+        before = matrix[i * n:(i + 1) * n] @ learned
+        out[f"temperature_{lag}d_ago"] = before
+        out[f"temperature_change_{lag}d"] = out["temperature"] - before
+    fs = spec.features
+    recent, baseline = fs.surge_recent_days, fs.surge_baseline_days
+    count_spec = FeatureSpec(catalog=spec.catalog, families=("frequency",),
+                             features=fs.model_copy(update={"windows_days": (recent, baseline), "static_columns": ()}))
+    counts = build_features(None, rows[[CUSTOMER_ID, CUTOFF]], count_spec, index=index)
+    usual_counts = np.column_stack([
+        counts[f"freq__{t}__{window_label(baseline)}"].to_numpy(np.float64)
+        - counts[f"freq__{t}__{window_label(recent)}"].to_numpy(np.float64) for t in types])
+    days = _baseline_days(index, rows, recent, baseline)
+    out["usual_temperature"] = (usual_counts @ learned) / days * h / math.log(2)
+    out["temperature_surge"] = out["temperature"] - out["usual_temperature"]
+    return pd.DataFrame(out, index=rows.index)
+
+
+def _baseline_days(index: EventIndex, rows: pd.DataFrame, recent: float, baseline: float) -> np.ndarray:
+    """Days of ``[T - baseline, T - recent)`` the customer existed (first event), at least 30."""
+    codes = index.customers.get_indexer(rows[CUSTOMER_ID].astype(str))
+    cutoff = rows[CUTOFF].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    first = np.full(len(rows), np.nan)
+    has = codes >= 0
+    start = index.block[codes[has]]
+    nonempty = start < index.block[codes[has] + 1]
+    pick = np.flatnonzero(has)[nonempty]
+    first[pick] = index.ts[start[nonempty]]
+    tenure = (cutoff - first) / NS_PER_DAY
+    days = np.clip(np.nan_to_num(tenure - recent, nan=0.0), _MIN_BASELINE_DAYS, baseline - recent)
+    return days
+
+
+# --------------------------------------------------------------------------------------------
+# bands and alarms
+
+
+def alarm_metrics(alarm: np.ndarray, label: np.ndarray) -> dict[str, float | int | None]:
+    """Precision, recall and counts of a boolean alarm against 0/1 labels."""
+    alarm = np.asarray(alarm, dtype=bool)
+    label = np.asarray(label, dtype=bool)
+    hits = int((alarm & label).sum())
+    n_alarm, positives = int(alarm.sum()), int(label.sum())
+    base = positives / len(label) if len(label) else None
+    precision = hits / n_alarm if n_alarm else None
+    return {
+        "precision": precision,
+        "recall": hits / positives if positives else None,
+        "alarms": n_alarm,
+        "hits": hits,
+        "rows": len(label),
+        "positives": positives,
+        "base_rate": base,
+        "lift": precision / base if precision is not None and base else None,
+    }
+
+
+def _bands(probability: np.ndarray, cuts: dict[str, float]) -> np.ndarray:
+    return np.where(probability >= cuts["high"], "high", np.where(probability >= cuts["medium"], "medium", "low"))
+
+
+def _alarm_mask(policy: ScoringPolicy, frame: pd.DataFrame) -> np.ndarray:
+    p = frame["probability"].to_numpy(np.float64)
+    if policy.alarm == "kizashi":
+        return (frame["temperature_surge"].to_numpy(np.float64) >= policy.surge) & (p >= policy.probability)
+    mask = np.zeros(len(frame), dtype=bool)
+    if policy.probability is not None:
+        mask |= p >= policy.probability
+    if policy.cold is not None:
+        mask |= ((frame["temperature_30d_ago"].to_numpy(np.float64) >= policy.warm)
+                 & (frame["temperature"].to_numpy(np.float64) < policy.cold))
+    return mask
+
+
+def apply_policy(policy: ScoringPolicy, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(band, alarm)`` per row of ``frame`` (``probability`` and the temperature columns);
+    ``alarm`` is the alarm's name or None."""
+    band = _bands(frame["probability"].to_numpy(np.float64), policy.band_cuts)
+    alarm = np.where(_alarm_mask(policy, frame), policy.alarm, None).astype(object)
+    return band, alarm
+
+
+def _pick(candidates: list[tuple[dict, np.ndarray]], label: np.ndarray, target: float,
+          min_alarms: int) -> tuple[dict, dict, bool]:
+    """The candidate with the highest recall whose precision reaches ``target`` (at least
+    ``min_alarms`` alarms); failing that, the most precise one. Returns (thresholds, metrics, reached)."""
+    scored = [(thresholds, alarm_metrics(mask, label)) for thresholds, mask in candidates]
+    enough = [(t, m) for t, m in scored if m["alarms"] >= min_alarms] or [(t, m) for t, m in scored if m["alarms"]]
+    if not enough:
+        return scored[0][0], scored[0][1], False
+    reached = [(t, m) for t, m in enough if m["precision"] >= target]
+    if reached:
+        best = max(reached, key=lambda tm: (tm[1]["recall"] or 0.0, tm[1]["precision"]))
+        return best[0], best[1], True
+    best = max(enough, key=lambda tm: (tm[1]["precision"], tm[1]["recall"] or 0.0))
+    return best[0], best[1], False
+
+
+def _quantiles(values: np.ndarray, levels) -> list[float]:
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return []
+    return sorted({float(q) for q in np.quantile(values, levels)})
+
+
+def fit_policy(frame: pd.DataFrame, *, task: str, settings: ScoringSettings) -> ScoringPolicy:
+    """Choose band cut points and alarm thresholds on validation rows.
+
+    ``frame`` has ``label`` (0/1), ``probability`` and the columns the task's alarm uses
+    (kizashi: ``temperature_surge``; cooling: ``temperature`` and ``temperature_30d_ago``).
+    Thresholds reach ``settings.alarms.<alarm>_precision`` with the highest recall when some
+    candidate does (``validation["reached"]``), else they are the most precise candidate.
+    """
+    y = frame["label"].to_numpy().astype(bool)
+    p = frame["probability"].to_numpy(np.float64)
+    bands, alarms = settings.bands, settings.alarms
+    cuts = {"high": float(np.quantile(p, 1 - bands.high_share)),
+            "medium": float(np.quantile(p, 1 - bands.high_share - bands.medium_share))}
+    band = _bands(p, cuts)
+    rates = {b: (float(y[band == b].mean()) if (band == b).any() else None) for b in BANDS}
+    alarm = ALARM_OF_TASK[task]
+    levels = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
+    p_grid = _quantiles(p, levels)
+    candidates: list[tuple[dict, np.ndarray]] = []
+    if alarm == "kizashi":
+        target = alarms.kizashi_precision
+        surge = frame["temperature_surge"].to_numpy(np.float64)
+        s_grid = sorted({0.0, *[s for s in _quantiles(surge[surge > 0], [0.1, 0.25, 0.5, 0.75, 0.9, 0.95]) if s > 0]})
+        for s in s_grid:
+            above = surge >= s if s > 0 else surge > 0
+            for q in p_grid:
+                candidates.append(({"surge": float(np.nextafter(0, 1)) if s == 0 else s, "probability": q},
+                                   above & (p >= q)))
+    else:
+        target = alarms.cooling_precision
+        temp, before = frame["temperature"].to_numpy(np.float64), frame["temperature_30d_ago"].to_numpy(np.float64)
+        warm = float(np.quantile(before, alarms.warm_quantile)) if len(before) else 0.0
+        was_warm = before >= warm
+        c_grid = [c for c in _quantiles(temp[was_warm], [0.02, 0.05, 0.1, 0.2, 0.3]) if c < warm]
+        for q in [*_quantiles(p, [0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995]), None]:
+            high = p >= q if q is not None else np.zeros(len(p), dtype=bool)
+            for c in [*c_grid, None]:
+                if q is None and c is None:
+                    continue
+                cooled = was_warm & (temp < c) if c is not None else np.zeros(len(p), dtype=bool)
+                candidates.append(({"probability": q, "warm": warm if c is not None else None, "cold": c},
+                                   high | cooled))
+    thresholds, metrics, reached = _pick(candidates, y, target, alarms.min_alarms)
+    return ScoringPolicy(task=task, band_cuts=cuts, band_rates=rates, alarm=alarm, target_precision=target,
+                         validation={**metrics, "reached": reached}, **thresholds)
+
+
+def evaluate_policy(policy: ScoringPolicy, frame: pd.DataFrame) -> ScoringPolicy:
+    """A copy of ``policy`` with its alarm's precision and recall on ``frame`` (test rows with ``label``)."""
+    metrics = alarm_metrics(_alarm_mask(policy, frame), frame["label"].to_numpy())
+    return policy.model_copy(update={"test": metrics})
+
+
+# --------------------------------------------------------------------------------------------
+# checks and the scored rows
+
+
+def spec_mismatch(spec: FeatureSpec, *, event_types, customers: pd.DataFrame | None) -> list[str]:
+    """What the data lack (or add) compared with a model's saved feature spec, in words.
+
+    ``event_types`` are the touchpoint types the events can hold (their catalog's names, or the
+    types present). Empty when the data fit.
+    """
+    problems = []
+    event_types = [str(t) for t in event_types]
+    missing = [t for t in spec.touchpoints if t not in event_types]
+    if missing:
+        problems.append(f"touchpoint type(s) {missing} of the model's catalog are not in the events' catalog")
+    extra = [t for t in event_types if t not in spec.touchpoints]
+    if extra:
+        problems.append(f"the events have touchpoint type(s) {extra} the model was not trained on")
+    if spec.static_columns:
+        if customers is None:
+            problems.append(f"the model uses the static column(s) {list(spec.static_columns)} but there is "
+                            "no customers table")
+        else:
+            absent = [c for c in spec.static_columns if c not in customers.columns]
+            if absent:
+                problems.append(f"static column(s) {absent} are absent from the customers table "
+                                f"(it has {[c for c in customers.columns if c != CUSTOMER_ID]})")
+    return problems
+
+
+def base_spec(spec: FeatureSpec) -> FeatureSpec:
+    """The spec without its learned points (the features the model itself was fitted on)."""
+    return spec.model_copy(update={"learned_points": None, "learned_half_life_days": None})
+
+
+def rank_descending(score: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """1 = highest score; ties broken by customer id, so ranks are unique and reproducible."""
+    order = np.lexsort((ids, -score))
+    rank = np.empty(len(score), dtype=np.int64)
+    rank[order] = np.arange(1, len(score) + 1)
+    return rank
+
+
+@dataclass
+class Scored:
+    """The scored rows of every task and what it took."""
+
+    signals: pd.DataFrame                       # customer_signals columns (+ usual_temperature, temperature_surge)
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+    rows: int = 0                               # customers scored (per task)
+
+
+def score_models(
+    events: pd.DataFrame | None,
+    models: list,
+    as_of,
+    *,
+    timezone: str = "UTC",
+    customers: pd.DataFrame | None = None,
+    settings: ScoringSettings | None = None,
+    index: EventIndex | None = None,
+    scored_at: pd.Timestamp | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Scored:
+    """Score every customer first seen before ``as_of`` with each loaded model (see the module docstring).
+
+    ``models`` are :class:`signals.io.bundles.LoadedModel` (task, model, spec, policy, name,
+    version, run_id). Features are built once per distinct base spec, as of the instant of
+    ``as_of`` (:func:`signals.cutoffs.as_of_instant`). Returns the ``customer_signals`` rows of all
+    tasks with the seconds per stage.
+    """
+    from signals.cutoffs import as_of_instant, scoring_cutoffs
+    from signals.features.window import index_events
+    from signals.modeling.explain import reasons
+
+    settings = settings or ScoringSettings()
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = seconds.get(stage, 0.0) + now - clock
+        clock = now
+        if progress is not None:
+            progress(f"{stage}: {seconds[stage]:.1f} s")
+
+    instant = as_of_instant(as_of, timezone)
+    scored_at = scored_at or pd.Timestamp.now(tz="UTC").floor("s")
+    touchpoints = models[0].spec.touchpoints
+    if any(m.spec.touchpoints != touchpoints for m in models):
+        raise ValueError("the models were trained on different catalogs: score them separately")
+    if index is None:
+        index = index_events(events, touchpoints)
+    rows = scoring_cutoffs(events if events is not None else _events_of(index), instant, timezone=timezone,
+                           customers=customers)
+    if rows.empty:
+        raise ValueError(f"no customer was seen before {instant}: nothing to score")
+    lap("cutoffs")
+    matrices: dict[str, pd.DataFrame] = {}
+    out = []
+    for loaded in models:
+        spec = base_spec(loaded.spec)
+        key = spec.model_dump_json()
+        if key not in matrices:
+            matrices[key] = build_features(None, rows, spec, customers=customers, index=index)
+            lap("features")
+        X = matrices[key]
+        temps = temperature_table(index, rows, loaded.spec)
+        lap("temperatures")
+        missing = [c for c in loaded.model.feature_names_ if c not in X.columns]
+        if missing:
+            learned = f"temp_learned__all__{half_life_label(loaded.spec.learned_half_life_days)}"
+            if missing != [learned]:
+                raise ValueError(f"the {loaded.task} model needs features its spec does not build: {missing[:5]}")
+            X = X.assign(**{learned: temps["temperature"].to_numpy()})
+        probability = loaded.model.probability(X)
+        lap("predict")
+        frame = temps.assign(probability=probability)
+        band, alarm = apply_policy(loaded.policy, frame)
+        why = reasons(loaded.model, X, catalog=loaded.spec.catalog, top=3,
+                      chunk_rows=settings.reason_chunk_rows)
+        lap("reasons")
+        ids = rows[CUSTOMER_ID].astype(str).to_numpy()
+        out.append(pd.DataFrame({
+            "customer_id": ids,
+            "as_of": pd.DatetimeIndex(np.full(len(rows), instant.value), tz="UTC"),
+            "task": loaded.task,
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "run_id": loaded.run_id,
+            "score": probability,
+            "rank": rank_descending(probability, ids),
+            "band": band,
+            "temperature": temps["temperature"].to_numpy(),
+            "temperature_prior": temps["temperature_prior"].to_numpy(),
+            "temperature_change_14d": temps["temperature_change_14d"].to_numpy(),
+            "temperature_change_30d": temps["temperature_change_30d"].to_numpy(),
+            "alarm": alarm,
+            "reason_1": why["reason_1"].to_numpy(),
+            "reason_2": why["reason_2"].to_numpy(),
+            "reason_3": why["reason_3"].to_numpy(),
+            "scored_at": pd.DatetimeIndex(np.full(len(rows), scored_at.value), tz="UTC"),
+            "usual_temperature": temps["usual_temperature"].to_numpy(),
+            "temperature_surge": temps["temperature_surge"].to_numpy(),
+        }))
+        lap("assemble")
+    return Scored(pd.concat(out, ignore_index=True), seconds, len(rows))
+
+
+def _events_of(index: EventIndex) -> pd.DataFrame:
+    """A minimal events frame (customer, ts) from an index, for the first-seen dates."""
+    return pd.DataFrame({CUSTOMER_ID: pd.Categorical.from_codes(index.cust, categories=index.customers),
+                         "ts": pd.DatetimeIndex(index.ts, tz="UTC")})
+
+
+def summarize(signals: pd.DataFrame) -> dict:
+    """Per task: rows, alarms, band counts and the score distribution (for logs and MLflow)."""
+    out = {}
+    for task, part in signals.groupby("task", sort=True):
+        score = part["score"].to_numpy()
+        out[task] = {
+            "rows": len(part),
+            "alarms": int(part["alarm"].notna().sum()),
+            "alarm": ALARM_OF_TASK.get(task),
+            "bands": {b: int((part["band"] == b).sum()) for b in BANDS},
+            "score_mean": float(score.mean()),
+            **{f"score_p{q}": float(np.quantile(score, q / 100)) for q in (50, 90, 99)},
+            "score_max": float(score.max()),
+            "model": f"{part['model_name'].iloc[0]} {part['model_version'].iloc[0]}",
+        }
+    return out
