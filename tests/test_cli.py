@@ -11,7 +11,7 @@ from signals.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["simulate", "ingest", "features", "train", "demo"])
+@pytest.mark.parametrize("command", ["simulate", "ingest", "features", "train", "score", "demo"])
 def test_every_command_explains_itself(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0

@@ -307,8 +307,8 @@ class BandSettings(_Frozen):
 class AlarmSettings(_Frozen):
     """Alarm rules; their thresholds are chosen on the validation cutoffs for the target precision."""
 
-    kizashi_precision: float = Field(default=0.25, gt=0, lt=1, description="purchase: target precision of kizashi")
-    cooling_precision: float = Field(default=0.15, gt=0, lt=1, description="churn: target precision of cooling")
+    kizashi_precision: float = Field(default=0.2, gt=0, lt=1, description="purchase: target precision of kizashi")
+    cooling_precision: float = Field(default=0.08, gt=0, lt=1, description="churn: target precision of cooling")
     min_alarms: int = Field(default=30, ge=1, description="a threshold must raise at least this many validation alarms")
     warm_quantile: float = Field(default=0.5, gt=0, lt=1,
                                  description="cooling: 'warm' = temperature 30 days ago at or above this quantile")

@@ -325,12 +325,17 @@ class SimulatedWorld:
         The unobserved per-customer draws (``engagement``, ``coverage``, ``purchase_effect``, ``churn_effect``,
         ``n_episodes`` drawn and ``episode_days`` covered by their union): for tests and
         diagnostics, never for models.
+    episodes : pandas.DataFrame
+        The interest episodes (merged where they overlap): ``customer_id, start, end`` (UTC
+        instants of local midnights, ``[start, end)``): when each surge (きざし) really began and
+        ended, to check alarms against. Never for models.
     """
 
     events: pd.DataFrame
     customers: pd.DataFrame
     truth: dict[str, Any]
     latent: pd.DataFrame
+    episodes: pd.DataFrame | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +732,13 @@ def simulate_crm(settings: Settings, *, params: WorldParameters | None = None,
                                     minlength=n).astype(np.int64),
     })
     truth = _truth(settings, params, cal, rates, cust, events, exposure, counts)
-    return SimulatedWorld(events=events, customers=customers, truth=truth, latent=latent)
+    seconds = cal.origin + cal.bounds
+    episodes = pd.DataFrame({
+        CUSTOMER_ID: pd.Categorical.from_codes(cust["ep_cust"], dtype=events[CUSTOMER_ID].dtype),
+        "start": pd.to_datetime(seconds[cust["ep_start"]] * 1_000_000_000, unit="ns", utc=True),
+        "end": pd.to_datetime(seconds[cust["ep_end"]] * 1_000_000_000, unit="ns", utc=True),
+    })
+    return SimulatedWorld(events=events, customers=customers, truth=truth, latent=latent, episodes=episodes)
 
 
 def _assemble_events(cal: _Calendar, cust: dict[str, Any], categories: list[str], t_ts: np.ndarray,
