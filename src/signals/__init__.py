@@ -15,6 +15,9 @@ The public API, one import away (modules load lazily, so ``import signals`` stay
 (``tests/test_tours.py`` runs this tour and the README's.) Errors a user can fix are
 :class:`SignalsError` subclasses; naive timestamps are refused where a time zone would have to be
 guessed (see :mod:`signals.schemas`).
+
+Scoring (``signals.score(settings, as_of=...)``) writes every customer's probability, band,
+temperature, alarm and reasons of both tasks to the CRM table; see :mod:`signals.jobs.score`.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ _EXPORTS = {
     "reasons": "signals.modeling.explain",
     "fit_task": "signals.modeling.training",
     "TrainedTask": "signals.modeling.training",
+    # scoring
+    "score": "signals.jobs.score",
+    "ScoreRun": "signals.jobs.score",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -88,6 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.features.reference import reference_features
     from signals.features.spec import FeatureSpec
     from signals.ingest import IngestResult, ingest
+    from signals.jobs.score import ScoreRun, score
     from signals.labels import churn_within, purchase_within
     from signals.modeling.estimators import SignalModel
     from signals.modeling.explain import reasons

@@ -435,14 +435,15 @@ def demo_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="Demo config.")] = Path("configs/demo.yaml"),
     overrides: SetOption = None,
 ) -> None:
-    """The whole pipeline on a simulated CRM: simulate -> messy exports -> ingest -> features -> train churn and purchase.
+    """The whole pipeline on a simulated CRM: simulate -> messy exports -> ingest -> train churn and purchase -> score every customer -> CRM table.
 
-    Everything runs locally on the embedded defaults (files under data/, models/ and reports/).
+    Everything runs locally on the embedded defaults (files under data/ and models/, the CRM table in crm.db, runs in mlflow.db) and ends with a summary: alarm counts, the top customers with their reasons, the learned points next to the priors, and where everything is.
     """
     from signals.jobs.demo import run_demo
 
     settings = load_cli_settings(config, overrides)
-    run_demo(settings, console=console, show_training=print_training, show_ingest=_ingest_table)
+    run_demo(settings, console=console, show_training=print_training, show_ingest=_ingest_table,
+             show_scoring=print_scoring)
 
 
 AsOfOption = Annotated[

@@ -2,7 +2,7 @@
 
 A bundle (``models/<task>/``, written by :mod:`signals.jobs.train`) holds the booster and its
 calibrator (``model/``), the feature spec with the learned points (``spec.json``), the scoring
-policy (``policy.json``: band cut points and alarm thresholds chosen on validation data) and
+policy (``thresholds.json``: band cut points and alarm thresholds chosen on validation data) and
 ``summary.json``. A bundle has no registry version, so its version is a digest of the files that
 decide its scores: the same model gives the same version, and re-scoring replaces its rows.
 """
@@ -21,7 +21,7 @@ from signals.modeling.scoring import ScoringPolicy
 
 __all__ = ["LoadedModel", "bundle_version", "find_bundle", "load_bundle", "load_registered", "registered_name"]
 
-_FILES = ("model/booster.txt", "model/model.json", "spec.json", "policy.json")
+_FILES = ("model/booster.txt", "model/model.json", "spec.json", "thresholds.json")
 
 
 @dataclass
@@ -59,7 +59,7 @@ def load_bundle(folder: str | Path, *, task: str | None = None, prefix: str = "s
     Raises
     ------
     DataError
-        The folder is not a complete bundle (names what is missing, e.g. a ``policy.json`` from
+        The folder is not a complete bundle (names what is missing, e.g. a ``thresholds.json`` from
         an older training run), or is another task's bundle.
     """
     folder = Path(folder)
@@ -68,14 +68,14 @@ def load_bundle(folder: str | Path, *, task: str | None = None, prefix: str = "s
                         "or pass --model champion to load it from the MLflow registry")
     missing = [name for name in (*_FILES, "summary.json") if not (folder / name).is_file()]
     if missing:
-        hint = (" (policy.json holds the band cut points and alarm thresholds: retrain with this version of "
-                "signals)" if "policy.json" in missing else "")
+        hint = (" (thresholds.json holds the band cut points and alarm thresholds: retrain with this version of "
+                "signals)" if "thresholds.json" in missing else "")
         raise DataError(f"{folder} is not a complete model bundle: {missing} missing{hint}")
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     found = summary.get("task")
     if task is not None and found != task:
         raise DataError(f"{folder} holds a {found} model, not {task}")
-    policy = ScoringPolicy.model_validate_json((folder / "policy.json").read_text(encoding="utf-8"))
+    policy = ScoringPolicy.model_validate_json((folder / "thresholds.json").read_text(encoding="utf-8"))
     return LoadedModel(
         task=found,
         model=SignalModel.load(folder / "model"),

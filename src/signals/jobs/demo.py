@@ -1,20 +1,27 @@
-"""The demo job: the whole pipeline on a simulated CRM, with a short report at every stage."""
+"""The demo job: the whole pipeline on a simulated CRM, with a short report at every stage.
+
+simulate (with messy raw exports) -> ingest -> train both tasks -> score every customer as of the
+last date -> write ``customer_signals`` to the SQLite CRM file -> a summary a sales manager can
+read: alarm counts, the top customers with their reasons, the learned points next to the priors,
+where the runs and the CRM table are.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+import pandas as pd
 from rich.console import Console
 
-from signals.jobs.features import run_features
 from signals.jobs.ingest import run_ingest
+from signals.jobs.score import ScoreRun, run_score
 from signals.jobs.simulate import run_simulate
 from signals.jobs.train import run_train
 from signals.labels import TASKS
 from signals.settings import Settings
 
-__all__ = ["run_demo"]
+__all__ = ["demo_summary", "run_demo"]
 
 
 def run_demo(
@@ -23,8 +30,9 @@ def run_demo(
     console: Console,
     show_training: Callable | None = None,
     show_ingest: Callable | None = None,
+    show_scoring: Callable | None = None,
 ) -> dict:
-    """simulate (with messy raw exports) -> ingest -> features -> train every task."""
+    """simulate -> ingest -> train every task -> score as of the simulation's end -> CRM file -> summary."""
     started = time.perf_counter()
     console.rule("1. simulate a CRM with known truth and a behaviour shift")
     sim = run_simulate(settings, messy=bool(settings.ingest.sources), progress=True)
@@ -38,15 +46,54 @@ def run_demo(
         console.print(f"{len(result.events):,} canonical events; {len(result.rejects):,} rejected rows with "
                       f"reasons -> {settings.paths.rejects}; {len(result.duplicates):,} duplicates with the row "
                       f"each repeats -> {settings.paths.duplicates}")
-    console.rule("3. point-in-time features")
-    features = run_features(settings)
-    console.print(f"{len(features.features):,} rows x {features.n_features} features -> {features.path} "
-                  f"({features.seconds:.1f} s)")
     runs = {}
-    for i, task in enumerate(TASKS, start=4):
-        console.rule(f"{i}. train and evaluate: {task}")
+    step = 3
+    for task in TASKS:
+        console.rule(f"{step}. train and evaluate: {task}")
         runs[task] = run_train(settings, task=task, progress=lambda m: console.print(f"  {m}", style="dim"))
         if show_training is not None:
             show_training(runs[task])
-    console.rule(f"done in {time.perf_counter() - started:.0f} s")
-    return {"simulate": sim, "features": features, "train": runs}
+        step += 1
+    as_of = settings.simulate.end
+    console.rule(f"{step}. score every customer as of {as_of} and write the CRM table")
+    scored = run_score(settings, as_of=as_of, model="models", track=False,
+                       progress=lambda m: console.print(f"  {m}", style="dim"))
+    if show_scoring is not None:
+        show_scoring(scored)
+    seconds = time.perf_counter() - started
+    console.rule(f"summary (done in {seconds:.0f} s)")
+    console.print(demo_summary(scored, {t: r.trained.points for t, r in runs.items()}, settings))
+    return {"simulate": sim, "train": runs, "score": scored, "seconds": seconds}
+
+
+def demo_summary(scored: ScoreRun, points: dict[str, pd.DataFrame], settings: Settings, *, top: int = 5) -> str:
+    """The closing summary: alarms, top customers with reasons, learned vs prior points, where things are."""
+    lines = []
+    signals = scored.signals
+    for task, info in scored.summary.items():
+        policy = next(m.policy for m in scored.models if m.task == task)
+        test = policy.test or {}
+        quality = (f"; on the test cutoffs precision {test['precision']:.2f}, recall {test['recall']:.2f} "
+                   f"(base rate {test['base_rate']:.3f})" if test.get("precision") is not None else "")
+        lines.append(f"{task}: {info['alarms']:,} {info['alarm']} alarms among {info['rows']:,} customers{quality}")
+    lines.append("")
+    for task in scored.summary:
+        part = signals[signals["task"] == task]
+        alarmed = part[part["alarm"].notna()].nsmallest(top, "rank")
+        shown = alarmed if len(alarmed) else part.nsmallest(top, "rank")
+        lines.append(f"{task}: top customers{' with an alarm' if len(alarmed) else ''}")
+        for r in shown.itertuples():
+            why = "; ".join(x for x in (r.reason_1, r.reason_2, r.reason_3) if isinstance(x, str))
+            lines.append(f"  {r.customer_id}  p={r.score:.2f}  temperature {r.temperature:.0f} "
+                         f"({r.temperature_change_30d:+.0f} in 30 days)  {why}")
+    lines.append("")
+    for task, table in points.items():
+        ordered = table.sort_values("learned_points", ascending=False)
+        pairs = ", ".join(f"{r.touchpoint} {r.learned_points:.1f} ({r.prior_points:g})" for r in ordered.itertuples())
+        lines.append(f"learned points, {task} (prior in brackets): {pairs}")
+    lines.append("")
+    if scored.written is not None:
+        lines.append(f"CRM table: {scored.written.destination} ({scored.written.rows:,} rows)")
+    lines.append(f"MLflow runs: {settings.mlflow.tracking_uri} (experiment {settings.mlflow.experiment!r}); "
+                 f"open the UI with: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --host 127.0.0.1")
+    return "\n".join(lines)

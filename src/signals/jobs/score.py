@@ -25,7 +25,7 @@ from signals.modeling.scoring import score_models, spec_mismatch, summarize
 from signals.schemas import TOUCHPOINT
 from signals.settings import Settings
 
-__all__ = ["ALIASES", "ScoreRun", "load_models", "run_score"]
+__all__ = ["ALIASES", "ScoreRun", "load_models", "run_score", "score"]
 
 #: ``--model`` values that mean a registry alias (anything else is a folder).
 ALIASES = ("champion", "challenger")
@@ -122,6 +122,22 @@ def run_score(
         run.mlflow_run_id = log_scoring_run(run, settings)
     run.seconds["total"] = time.perf_counter() - started
     return run
+
+
+def score(settings: Settings | None = None, *, as_of, model: str | Path = "models", tasks: Sequence[str] = TASKS,
+          events: pd.DataFrame | None = None, customers: pd.DataFrame | None = None, write: bool = True,
+          track: bool = False) -> ScoreRun:
+    """``signals score`` in Python: score every customer as of ``as_of`` and (by default) write the rows.
+
+    ``settings`` default to the documented defaults; ``model`` is ``"models"`` (the bundles in
+    ``paths.models_dir``), a bundle folder, or ``"champion"`` / ``"challenger"`` (the registry).
+    Pass ``events`` (and ``customers``) to score frames in memory; ``write=False`` only returns
+    the rows (``run.signals``). See :func:`run_score`.
+    """
+    from signals.settings import load_settings
+
+    return run_score(settings or load_settings(), as_of=as_of, model=model, tasks=tasks, events=events,
+                     customers=customers, write=write, track=track, show_progress=False)
 
 
 def log_scoring_run(run: ScoreRun, settings: Settings) -> str:

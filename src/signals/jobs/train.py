@@ -11,7 +11,7 @@ A bundle (``paths.models_dir / <task>``) holds everything needed to score and to
 ``versus.csv``        ROC AUC of the model minus each baseline, paired bootstrap interval
 ``half_life.csv``     validation AUC of the learned temperature per candidate half-life
 ``top_reasons.csv``   the 20 highest-scored customers of the last test cutoff, with their reasons
-``policy.json``       band cut points and alarm thresholds (validation), alarm precision/recall (test)
+``thresholds.json``   band cut points and alarm thresholds (validation), alarm precision/recall (test)
 ``summary.json``      split, row counts, settings, truth agreement (simulated data), seconds
 ``figures/*.png``     points, metrics, gains, calibration, half-life
 ====================  ==================================================================
@@ -84,7 +84,7 @@ def write_bundle(trained: TrainedTask, folder: Path, *, truth: dict | None, sett
     write_table(trained.half_life_table, folder / "half_life.csv")
     write_table(trained.top_reasons, folder / "top_reasons.csv")
     if trained.policy is not None:
-        (folder / "policy.json").write_text(trained.policy.model_dump_json(indent=2), encoding="utf-8")
+        (folder / "thresholds.json").write_text(trained.policy.model_dump_json(indent=2), encoding="utf-8")
     agreement = truth_agreement(trained, truth) if truth is not None else None
     summary = {
         "task": trained.task,

@@ -81,7 +81,7 @@ _MIN_BASELINE_DAYS = 30.0
 class ScoringPolicy(BaseModel):
     """Band cut points and alarm thresholds of one model, chosen on its validation cutoffs.
 
-    Saved next to the model (``policy.json``); scoring applies it unchanged.
+    Saved next to the model (``thresholds.json``); scoring applies it unchanged.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -345,9 +345,9 @@ def base_spec(spec: FeatureSpec) -> FeatureSpec:
     return spec.model_copy(update={"learned_points": None, "learned_half_life_days": None})
 
 
-def rank_descending(score: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """1 = highest score; ties broken by customer id, so ranks are unique and reproducible."""
-    order = np.lexsort((ids, -score))
+def rank_descending(score: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+    """1 = highest score; ties broken by ``ids`` (default: by position), so ranks are unique and reproducible."""
+    order = np.argsort(-score, kind="stable") if ids is None else np.lexsort((ids, -score))
     rank = np.empty(len(score), dtype=np.int64)
     rank[order] = np.arange(1, len(score) + 1)
     return rank
@@ -442,7 +442,7 @@ def score_models(
             "model_version": loaded.version,
             "run_id": loaded.run_id,
             "score": probability,
-            "rank": rank_descending(probability, ids),
+            "rank": rank_descending(probability),  # rows are in customer id order: ties go by id
             "band": band,
             "temperature": temps["temperature"].to_numpy(),
             "temperature_prior": temps["temperature_prior"].to_numpy(),
