@@ -51,17 +51,20 @@ def prepare(cache: Path, customers: int, activity: float) -> dict:
     from signals.jobs.train import run_train
     from signals.simulate import simulate_crm
 
+    cache.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    trained = cache / "models" / "trained.json"
+    if not trained.is_file() or json.loads(trained.read_text()).get("activity") != activity:
+        settings = _settings(cache, activity, 20_000, 11)
+        run_simulate(settings, messy=False)
+        for task in ("purchase", "churn"):
+            run_train(settings, task=task)
+        trained.write_text(json.dumps({"activity": activity}))
     marker = cache / "prepared.json"
     if marker.is_file():
         info = json.loads(marker.read_text())
         if info["customers"] == customers and info["activity"] == activity:
             return info
-    cache.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    settings = _settings(cache, activity, 20_000, 11)
-    run_simulate(settings, messy=False)
-    for task in ("purchase", "churn"):
-        run_train(settings, task=task)
     parts_events, parts_customers = [], []
     for i, start in enumerate(range(0, customers, PART)):
         n = min(PART, customers - start)

@@ -310,6 +310,7 @@ class AlarmSettings(_Frozen):
     kizashi_precision: float = Field(default=0.2, gt=0, lt=1, description="purchase: target precision of kizashi")
     cooling_precision: float = Field(default=0.08, gt=0, lt=1, description="churn: target precision of cooling")
     min_alarms: int = Field(default=30, ge=1, description="a threshold must raise at least this many validation alarms")
+    min_lift: float = Field(default=2.0, ge=1, description="and reach at least this multiple of the base rate")
     warm_quantile: float = Field(default=0.5, gt=0, lt=1,
                                  description="cooling: 'warm' = temperature 30 days ago at or above this quantile")
 

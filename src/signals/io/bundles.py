@@ -18,6 +18,7 @@ from signals.errors import DataError
 from signals.features.spec import FeatureSpec
 from signals.modeling.estimators import SignalModel
 from signals.modeling.scoring import ScoringPolicy
+from signals.settings import LabelSettings
 
 __all__ = ["LoadedModel", "bundle_version", "find_bundle", "load_bundle", "load_registered", "registered_name"]
 
@@ -32,6 +33,7 @@ class LoadedModel:
     model: SignalModel
     spec: FeatureSpec
     policy: ScoringPolicy
+    labels: LabelSettings | None  # the label rules it was trained with (its population)
     name: str             # registered model name (signals-purchase), also for bundles
     version: str          # registry version, or "bundle-<digest>"
     run_id: str | None    # the MLflow run that trained it, when known
@@ -76,11 +78,13 @@ def load_bundle(folder: str | Path, *, task: str | None = None, prefix: str = "s
     if task is not None and found != task:
         raise DataError(f"{folder} holds a {found} model, not {task}")
     policy = ScoringPolicy.model_validate_json((folder / "thresholds.json").read_text(encoding="utf-8"))
+    trained_labels = (summary.get("settings") or {}).get("labels")
     return LoadedModel(
         task=found,
         model=SignalModel.load(folder / "model"),
         spec=FeatureSpec.from_json((folder / "spec.json").read_text(encoding="utf-8")),
         policy=policy,
+        labels=LabelSettings.model_validate(trained_labels) if trained_labels else None,
         name=registered_name(prefix, found),
         version=version or bundle_version(folder),
         run_id=run_id or summary.get("run_id"),

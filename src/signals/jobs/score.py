@@ -106,7 +106,7 @@ def run_score(
     _check(models, events, customers, settings)
     instant = as_of_instant(as_of, settings.timezone)
     scored = score_models(events, models, instant, timezone=settings.timezone, customers=customers,
-                          settings=settings.scoring, progress=progress)
+                          settings=settings.scoring, labels=settings.labels, progress=progress)
     run = ScoreRun(instant, scored.signals, models, summarize(scored.signals), seconds=dict(scored.seconds))
     if write:
         clock = time.perf_counter()

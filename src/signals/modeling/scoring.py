@@ -47,12 +47,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from signals.errors import DataError
 from signals.features.matrix import build_features
 from signals.features.names import half_life_label, window_label
 from signals.features.spec import FeatureSpec
 from signals.features.window import EventIndex
-from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_DAY
-from signals.settings import ScoringSettings
+from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_DAY, to_utc
+from signals.settings import LabelSettings, ScoringSettings
 
 __all__ = [
     "ALARM_OF_TASK",
@@ -64,7 +65,9 @@ __all__ = [
     "apply_policy",
     "base_spec",
     "evaluate_policy",
+    "customers_before",
     "fit_policy",
+    "in_population",
     "rank_descending",
     "score_models",
     "spec_mismatch",
@@ -126,30 +129,29 @@ def temperature_table(
     spec: FeatureSpec,
     *,
     lags_days: tuple[int, ...] = TEMPERATURE_LAGS_DAYS,
+    cache: dict | None = None,
 ) -> pd.DataFrame:
     """Temperatures of ``rows`` (``customer_id, cutoff``) with the learned and the prior points.
 
     ``spec`` must carry learned points and their half-life (a trained model's spec). Returns, in
     row order: ``temperature``, ``temperature_prior``, ``temperature_<L>d_ago`` and
     ``temperature_change_<L>d`` for every lag ``L``, ``usual_temperature`` and
-    ``temperature_surge`` (see the module docstring).
+    ``temperature_surge`` (see the module docstring). ``cache`` (a dict, for the same ``rows``)
+    shares the per-type decayed counts and window counts between models (two tasks with the same
+    half-life build them once).
     """
     if spec.learned_points is None or spec.learned_half_life_days is None:
         raise ValueError("the spec has no learned points: temperatures need a trained model's spec")
+    cache = {} if cache is None else cache
     h = spec.learned_half_life_days
     types = spec.touchpoints
     learned = np.array([float(spec.learned_points.get(t, 0.0)) for t in types])
     prior = np.array([spec.catalog[t].prior_points for t in types])
     n = len(rows)
-    shifts = (0, *lags_days)
-    stacked = pd.concat([_shifted(rows, d) for d in shifts], ignore_index=True)
-    # the same (customer, instant) can come twice (a test row 30 days after another): build it once
-    key = pd.MultiIndex.from_arrays([stacked[CUSTOMER_ID].astype(str), stacked[CUTOFF]])
-    codes, uniques = pd.factorize(key)
-    unique_rows = pd.DataFrame({CUSTOMER_ID: uniques.get_level_values(0), CUTOFF: uniques.get_level_values(1)})
-    per_type = build_features(None, unique_rows, spec.temperature_only((h,)), index=index)
-    label = half_life_label(h)
-    matrix = per_type[[f"temp__{t}__{label}" for t in types]].to_numpy(dtype=np.float64)[codes]
+    key = ("decayed", types, h, tuple(lags_days))
+    if key not in cache:
+        cache[key] = _decayed(index, rows, spec, h, lags_days)
+    matrix = cache[key]
     now = matrix[:n]
     out = {"temperature": now @ learned, "temperature_prior": now @ prior}
     for i, lag in enumerate(lags_days, start=1):
@@ -158,16 +160,41 @@ def temperature_table(
         out[f"temperature_change_{lag}d"] = out["temperature"] - before
     fs = spec.features
     recent, baseline = fs.surge_recent_days, fs.surge_baseline_days
-    count_spec = FeatureSpec(catalog=spec.catalog, families=("frequency",),
-                             features=fs.model_copy(update={"windows_days": (recent, baseline), "static_columns": ()}))
-    counts = build_features(None, rows[[CUSTOMER_ID, CUTOFF]], count_spec, index=index)
-    usual_counts = np.column_stack([
-        counts[f"freq__{t}__{window_label(baseline)}"].to_numpy(np.float64)
-        - counts[f"freq__{t}__{window_label(recent)}"].to_numpy(np.float64) for t in types])
-    days = _baseline_days(index, rows, recent, baseline)
-    out["usual_temperature"] = (usual_counts @ learned) / days * h / math.log(2)
+    key = ("usual", types, recent, baseline)
+    if key not in cache:
+        count_spec = FeatureSpec(catalog=spec.catalog, families=("frequency",), features=fs.model_copy(
+            update={"windows_days": (recent, baseline), "static_columns": ()}))
+        counts = build_features(None, rows[[CUSTOMER_ID, CUTOFF]], count_spec, index=index)
+        usual_counts = np.column_stack([
+            counts[f"freq__{t}__{window_label(baseline)}"].to_numpy(np.float64)
+            - counts[f"freq__{t}__{window_label(recent)}"].to_numpy(np.float64) for t in types])
+        cache[key] = usual_counts / _baseline_days(index, rows, recent, baseline)[:, None]
+    out["usual_temperature"] = (cache[key] @ learned) * h / math.log(2)
     out["temperature_surge"] = out["temperature"] - out["usual_temperature"]
     return pd.DataFrame(out, index=rows.index)
+
+
+def _decayed(index: EventIndex, rows: pd.DataFrame, spec: FeatureSpec, h: float,
+             lags_days: tuple[int, ...]) -> np.ndarray:
+    """Per-type decayed counts at half-life ``h`` at the rows' cutoffs and ``lags_days`` before,
+    stacked (``(1 + len(lags)) * n`` rows, catalog order)."""
+    stacked = pd.concat([_shifted(rows, d) for d in (0, *lags_days)], ignore_index=True)
+    codes = index.customers.get_indexer(stacked[CUSTOMER_ID].astype(str))
+    instant = stacked[CUTOFF].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    known = codes >= 0
+    pair = np.where(known, codes, -1 - pd.factorize(stacked[CUSTOMER_ID].astype(str))[0]).astype(np.int64)
+    # the same (customer, instant) can come twice (a test row 30 days after another): build it once
+    key = pd.MultiIndex.from_arrays([pair, instant]) if rows[CUTOFF].nunique() > 1 else None
+    if key is not None:
+        inverse, uniques = pd.factorize(key)
+        first = np.unique(inverse, return_index=True)[1]
+        unique_rows = stacked.iloc[first].reset_index(drop=True)
+    else:
+        inverse, unique_rows = None, stacked
+    per_type = build_features(None, unique_rows, spec.temperature_only((h,)), index=index)
+    label = half_life_label(h)
+    matrix = per_type[[f"temp__{t}__{label}" for t in spec.touchpoints]].to_numpy(dtype=np.float64)
+    return matrix if inverse is None else matrix[inverse]
 
 
 def _baseline_days(index: EventIndex, rows: pd.DataFrame, recent: float, baseline: float) -> np.ndarray:
@@ -235,14 +262,15 @@ def apply_policy(policy: ScoringPolicy, frame: pd.DataFrame) -> tuple[np.ndarray
 
 
 def _pick(candidates: list[tuple[dict, np.ndarray]], label: np.ndarray, target: float,
-          min_alarms: int) -> tuple[dict, dict, bool]:
-    """The candidate with the highest recall whose precision reaches ``target`` (at least
-    ``min_alarms`` alarms); failing that, the most precise one. Returns (thresholds, metrics, reached)."""
+          min_alarms: int, min_lift: float) -> tuple[dict, dict, bool]:
+    """The candidate with the highest recall whose precision reaches ``target`` and at least
+    ``min_lift`` times the base rate (with at least ``min_alarms`` alarms); failing that, the most
+    precise one. Returns (thresholds, metrics, reached)."""
     scored = [(thresholds, alarm_metrics(mask, label)) for thresholds, mask in candidates]
     enough = [(t, m) for t, m in scored if m["alarms"] >= min_alarms] or [(t, m) for t, m in scored if m["alarms"]]
     if not enough:
         return scored[0][0], scored[0][1], False
-    reached = [(t, m) for t, m in enough if m["precision"] >= target]
+    reached = [(t, m) for t, m in enough if m["precision"] >= target and (m["lift"] or 0.0) >= min_lift]
     if reached:
         best = max(reached, key=lambda tm: (tm[1]["recall"] or 0.0, tm[1]["precision"]))
         return best[0], best[1], True
@@ -262,8 +290,9 @@ def fit_policy(frame: pd.DataFrame, *, task: str, settings: ScoringSettings) -> 
 
     ``frame`` has ``label`` (0/1), ``probability`` and the columns the task's alarm uses
     (kizashi: ``temperature_surge``; cooling: ``temperature`` and ``temperature_30d_ago``).
-    Thresholds reach ``settings.alarms.<alarm>_precision`` with the highest recall when some
-    candidate does (``validation["reached"]``), else they are the most precise candidate.
+    Thresholds reach ``settings.alarms.<alarm>_precision`` (and ``min_lift`` times the base rate)
+    with the highest recall when some candidate does (``validation["reached"]``), else they are the
+    most precise candidate.
     """
     y = frame["label"].to_numpy().astype(bool)
     p = frame["probability"].to_numpy(np.float64)
@@ -299,7 +328,7 @@ def fit_policy(frame: pd.DataFrame, *, task: str, settings: ScoringSettings) -> 
                 cooled = was_warm & (temp < c) if c is not None else np.zeros(len(p), dtype=bool)
                 candidates.append(({"probability": q, "warm": warm if c is not None else None, "cold": c},
                                    high | cooled))
-    thresholds, metrics, reached = _pick(candidates, y, target, alarms.min_alarms)
+    thresholds, metrics, reached = _pick(candidates, y, target, alarms.min_alarms, alarms.min_lift)
     return ScoringPolicy(task=task, band_cuts=cuts, band_rates=rates, alarm=alarm, target_precision=target,
                          validation={**metrics, "reached": reached}, **thresholds)
 
@@ -370,18 +399,21 @@ def score_models(
     timezone: str = "UTC",
     customers: pd.DataFrame | None = None,
     settings: ScoringSettings | None = None,
+    labels: LabelSettings | None = None,
     index: EventIndex | None = None,
     scored_at: pd.Timestamp | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Scored:
-    """Score every customer first seen before ``as_of`` with each loaded model (see the module docstring).
+    """Score every customer of each task's population as of ``as_of`` (see the module docstring).
 
-    ``models`` are :class:`signals.io.bundles.LoadedModel` (task, model, spec, policy, name,
-    version, run_id). Features are built once per distinct base spec, as of the instant of
-    ``as_of`` (:func:`signals.cutoffs.as_of_instant`). Returns the ``customer_signals`` rows of all
-    tasks with the seconds per stage.
+    ``models`` are :class:`signals.io.bundles.LoadedModel` (task, model, spec, policy, labels,
+    name, version, run_id). Every customer first seen before the as-of instant gets features (built
+    once per distinct base spec); each task scores the customers of its population then (churn:
+    active subscribers; purchase: no purchase in the quiet period), by the label rules the model
+    was trained with (``loaded.labels``, else ``labels``, else the defaults). Returns the
+    ``customer_signals`` rows of all tasks with the seconds per stage.
     """
-    from signals.cutoffs import as_of_instant, scoring_cutoffs
+    from signals.cutoffs import as_of_instant
     from signals.features.window import index_events
     from signals.modeling.explain import reasons
 
@@ -404,12 +436,12 @@ def score_models(
         raise ValueError("the models were trained on different catalogs: score them separately")
     if index is None:
         index = index_events(events, touchpoints)
-    rows = scoring_cutoffs(events if events is not None else _events_of(index), instant, timezone=timezone,
-                           customers=customers)
+    rows = customers_before(index, instant, customers)
     if rows.empty:
-        raise ValueError(f"no customer was seen before {instant}: nothing to score")
+        raise DataError(f"no customer was seen before {instant}: nothing to score")
     lap("cutoffs")
     matrices: dict[str, pd.DataFrame] = {}
+    cache: dict = {}
     out = []
     for loaded in models:
         spec = base_spec(loaded.spec)
@@ -417,8 +449,12 @@ def score_models(
         if key not in matrices:
             matrices[key] = build_features(None, rows, spec, customers=customers, index=index)
             lap("features")
-        X = matrices[key]
-        temps = temperature_table(index, rows, loaded.spec)
+        X_all = matrices[key]
+        temps_all = temperature_table(index, rows, loaded.spec, cache=cache)
+        rules = getattr(loaded, "labels", None) or labels or LabelSettings()
+        member = in_population(X_all, loaded.task, rules, loaded.spec.catalog)
+        X, temps = X_all[member], temps_all[member]
+        task_rows = rows[member]
         lap("temperatures")
         missing = [c for c in loaded.model.feature_names_ if c not in X.columns]
         if missing:
@@ -430,13 +466,12 @@ def score_models(
         lap("predict")
         frame = temps.assign(probability=probability)
         band, alarm = apply_policy(loaded.policy, frame)
-        why = reasons(loaded.model, X, catalog=loaded.spec.catalog, top=3,
-                      chunk_rows=settings.reason_chunk_rows)
+        why = reasons(loaded.model, X, catalog=loaded.spec.catalog, top=3, chunk_rows=settings.reason_chunk_rows)
         lap("reasons")
-        ids = rows[CUSTOMER_ID].astype(str).to_numpy()
+        n = len(task_rows)
         out.append(pd.DataFrame({
-            "customer_id": ids,
-            "as_of": pd.DatetimeIndex(np.full(len(rows), instant.value), tz="UTC"),
+            "customer_id": pd.Series(task_rows[CUSTOMER_ID].to_numpy(dtype=object), dtype=object),
+            "as_of": pd.DatetimeIndex(np.full(n, instant.value), tz="UTC"),
             "task": loaded.task,
             "model_name": loaded.name,
             "model_version": loaded.version,
@@ -452,7 +487,7 @@ def score_models(
             "reason_1": why["reason_1"].to_numpy(),
             "reason_2": why["reason_2"].to_numpy(),
             "reason_3": why["reason_3"].to_numpy(),
-            "scored_at": pd.DatetimeIndex(np.full(len(rows), scored_at.value), tz="UTC"),
+            "scored_at": pd.DatetimeIndex(np.full(n, scored_at.value), tz="UTC"),
             "usual_temperature": temps["usual_temperature"].to_numpy(),
             "temperature_surge": temps["temperature_surge"].to_numpy(),
         }))
@@ -460,10 +495,56 @@ def score_models(
     return Scored(pd.concat(out, ignore_index=True), seconds, len(rows))
 
 
-def _events_of(index: EventIndex) -> pd.DataFrame:
-    """A minimal events frame (customer, ts) from an index, for the first-seen dates."""
-    return pd.DataFrame({CUSTOMER_ID: pd.Categorical.from_codes(index.cust, categories=index.customers),
-                         "ts": pd.DatetimeIndex(index.ts, tz="UTC")})
+def customers_before(index: EventIndex, instant: pd.Timestamp, customers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``(customer_id, cutoff)`` for every customer first seen before ``instant``, in id order.
+
+    First seen: the earlier of its first event and ``customers.first_seen`` (as
+    :func:`signals.cutoffs.scoring_cutoffs`, read from the event index instead of the events).
+    """
+    starts, ends = index.block[:-1], index.block[1:]
+    first = np.full(len(index.customers), np.iinfo(np.int64).max, dtype=np.int64)
+    has = starts < ends
+    first[has] = index.ts[starts[has]]
+    seen = pd.Series(first, index=pd.Index(index.customers.astype(str), name=CUSTOMER_ID))
+    if customers is not None and "first_seen" in customers.columns:
+        table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen").to_numpy(dtype="datetime64[ns]")
+                          .view(np.int64), index=customers[CUSTOMER_ID].astype(str).to_numpy())
+        table = table[table > np.iinfo(np.int64).min]  # NaT: unknown
+        seen = pd.concat([seen, table]).groupby(level=0).min()
+    seen = seen[seen < instant.value].sort_index()
+    return pd.DataFrame({CUSTOMER_ID: seen.index.to_numpy(dtype=object),
+                         CUTOFF: pd.DatetimeIndex(np.full(len(seen), instant.value), tz="UTC")})
+
+
+def in_population(X: pd.DataFrame, task: str, labels: LabelSettings, catalog) -> np.ndarray:
+    """Rows in the task's population at their cutoff, by the label rules, from the recency features
+    (past only; the same rule as ``eligible`` in :mod:`signals.labels`).
+
+    purchase: no purchase in ``[T - quiet_days, T)``; churn, contractual: the last purchase /
+    renewal / cancellation before ``T`` is a purchase or renewal; non-contractual: an activity in
+    ``[T - lookback_days, T)``.
+    """
+
+    def last(roles) -> np.ndarray:
+        names = [f"recency__{t}__days" for t, tp in catalog.items() if tp.role in roles]
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise ValueError(f"the population of {task} needs the recency features {missing}")
+        if not names:
+            return np.full(len(X), np.nan)
+        return np.fmin.reduce([X[c].to_numpy(np.float64) for c in names]) if len(names) > 1 else \
+            X[names[0]].to_numpy(np.float64)
+
+    if task == "purchase":
+        quiet = labels.purchase.quiet_days
+        recency = last(("purchase",))
+        return np.isnan(recency) | (recency >= quiet) if quiet > 0 else np.ones(len(X), dtype=bool)
+    churn = labels.churn
+    if churn.mode == "contractual":
+        active, cancelled = last(("purchase", "renewal")), last(("cancellation",))
+        return ~np.isnan(active) & (np.isnan(cancelled) | (active < cancelled))
+    recency = last(churn.activity_roles)
+    return ~np.isnan(recency) & (recency < churn.lookback_days)
 
 
 def summarize(signals: pd.DataFrame) -> dict:
