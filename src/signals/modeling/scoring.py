@@ -51,7 +51,7 @@ from signals.errors import DataError
 from signals.features.matrix import build_features
 from signals.features.names import half_life_label, window_label
 from signals.features.spec import FeatureSpec
-from signals.features.window import EventIndex
+from signals.features.window import EventIndex, index_rows
 from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_DAY, to_utc
 from signals.settings import LabelSettings, ScoringSettings
 
@@ -119,8 +119,8 @@ class ScoringPolicy(BaseModel):
 
 
 def _shifted(rows: pd.DataFrame, days: float) -> pd.DataFrame:
-    return pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(),
-                         CUTOFF: rows[CUTOFF] - pd.Timedelta(days=days)})
+    return pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].reset_index(drop=True),  # categorical ids stay so
+                         CUTOFF: (rows[CUTOFF] - pd.Timedelta(days=days)).reset_index(drop=True)})
 
 
 def temperature_table(
@@ -179,14 +179,13 @@ def _decayed(index: EventIndex, rows: pd.DataFrame, spec: FeatureSpec, h: float,
     """Per-type decayed counts at half-life ``h`` at the rows' cutoffs and ``lags_days`` before,
     stacked (``(1 + len(lags)) * n`` rows, catalog order)."""
     stacked = pd.concat([_shifted(rows, d) for d in (0, *lags_days)], ignore_index=True)
-    codes = index.customers.get_indexer(stacked[CUSTOMER_ID].astype(str))
-    instant = stacked[CUTOFF].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    known = codes >= 0
-    pair = np.where(known, codes, -1 - pd.factorize(stacked[CUSTOMER_ID].astype(str))[0]).astype(np.int64)
     # the same (customer, instant) can come twice (a test row 30 days after another): build it once
-    key = pd.MultiIndex.from_arrays([pair, instant]) if rows[CUTOFF].nunique() > 1 else None
+    key = None
+    if rows[CUTOFF].nunique() > 1:
+        _, located = index_rows(index, stacked)
+        key = pd.MultiIndex.from_arrays([located.cust, located.cutoff])
     if key is not None:
-        inverse, uniques = pd.factorize(key)
+        inverse, _ = pd.factorize(key)
         first = np.unique(inverse, return_index=True)[1]
         unique_rows = stacked.iloc[first].reset_index(drop=True)
     else:
@@ -199,14 +198,12 @@ def _decayed(index: EventIndex, rows: pd.DataFrame, spec: FeatureSpec, h: float,
 
 def _baseline_days(index: EventIndex, rows: pd.DataFrame, recent: float, baseline: float) -> np.ndarray:
     """Days of ``[T - baseline, T - recent)`` the customer existed (first event), at least 30."""
-    codes = index.customers.get_indexer(rows[CUSTOMER_ID].astype(str))
-    cutoff = rows[CUTOFF].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    index, located = index_rows(index, rows[[CUSTOMER_ID, CUTOFF]].reset_index(drop=True))
+    cutoff = located.cutoff
     first = np.full(len(rows), np.nan)
-    has = codes >= 0
-    start = index.block[codes[has]]
-    nonempty = start < index.block[codes[has] + 1]
-    pick = np.flatnonzero(has)[nonempty]
-    first[pick] = index.ts[start[nonempty]]
+    start, end = index.block[located.cust], index.block[located.cust + 1]
+    nonempty = start < end
+    first[nonempty] = index.ts[start[nonempty]]
     tenure = (cutoff - first) / NS_PER_DAY
     days = np.clip(np.nan_to_num(tenure - recent, nan=0.0), _MIN_BASELINE_DAYS, baseline - recent)
     return days
@@ -470,7 +467,7 @@ def score_models(
         lap("reasons")
         n = len(task_rows)
         out.append(pd.DataFrame({
-            "customer_id": pd.Series(task_rows[CUSTOMER_ID].to_numpy(dtype=object), dtype=object),
+            "customer_id": pd.Series(np.asarray(task_rows[CUSTOMER_ID].array, dtype=object), dtype=object),
             "as_of": pd.DatetimeIndex(np.full(n, instant.value), tz="UTC"),
             "task": loaded.task,
             "model_name": loaded.name,
@@ -512,8 +509,11 @@ def customers_before(index: EventIndex, instant: pd.Timestamp, customers: pd.Dat
         table = table[table > np.iinfo(np.int64).min]  # NaT: unknown
         seen = pd.concat([seen, table]).groupby(level=0).min()
     seen = seen[seen < instant.value].sort_index()
-    return pd.DataFrame({CUSTOMER_ID: seen.index.to_numpy(dtype=object),
-                         CUTOFF: pd.DatetimeIndex(np.full(len(seen), instant.value), tz="UTC")})
+    # ids as a categorical over the index's customers: every later lookup is by code, not by string
+    extra = seen.index.difference(index.customers.astype(str))
+    categories = index.customers.astype(str).append(extra)
+    ids = pd.Categorical(seen.index, categories=categories)
+    return pd.DataFrame({CUSTOMER_ID: ids, CUTOFF: pd.DatetimeIndex(np.full(len(seen), instant.value), tz="UTC")})
 
 
 def in_population(X: pd.DataFrame, task: str, labels: LabelSettings, catalog) -> np.ndarray:
