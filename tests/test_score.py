@@ -131,3 +131,42 @@ def test_kizashi_catches_interest_episodes_and_beats_the_base_rate(world):
     assert caught >= 1
     assert caught / len(starting) > 3 * quiet_alarmed / len(quiet)
     assert precision > 2 * base
+
+
+def test_the_scoring_run_is_logged_to_mlflow(world):
+    from mlflow.tracking import MlflowClient
+
+    settings, _ = world
+    run = run_score(settings, as_of="2025-10-01", write=False, track=True)
+    client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri)
+    logged = client.get_run(run.mlflow_run_id)
+    assert logged.info.run_name == "score 2025-10-01" and logged.data.tags["role"] == "scoring"
+    metrics = logged.data.metrics
+    for task in ("purchase", "churn"):
+        assert metrics[f"{task}.rows"] == run.summary[task]["rows"]
+        assert metrics[f"{task}.alarms"] == run.summary[task]["alarms"]
+        assert 0 < metrics[f"{task}.score_p50"] <= metrics[f"{task}.score_p99"] <= metrics[f"{task}.score_max"]
+        assert logged.data.params[f"{task}.model_version"].startswith("bundle-")
+    artifacts = {a.path for a in client.list_artifacts(run.mlflow_run_id)}
+    assert {"scoring_summary.json", "score_distribution.png", "top_customers.csv"} <= artifacts
+
+
+def test_scores_equal_the_model_on_its_own_features(world):
+    """The shared float matrix gives exactly the model's calibrated probabilities and temperatures."""
+    from signals.features.matrix import build_features
+    from signals.modeling.scoring import base_spec
+
+    settings, _ = world
+    run = run_score(settings, as_of="2025-10-01", write=False)
+    events = pd.read_parquet(settings.paths.events)
+    customers = pd.read_parquet(settings.paths.customers)
+    for loaded in run.models:
+        part = run.signals[run.signals["task"] == loaded.task].head(300)
+        rows = pd.DataFrame({"customer_id": part["customer_id"].to_numpy(), "cutoff": part["as_of"].to_numpy()})
+        X = build_features(events, rows, base_spec(loaded.spec), customers=customers)
+        assert (loaded.model.probability(X) == part["score"].to_numpy()).all()
+        learned = build_features(events, rows, loaded.spec.temperature_only((loaded.spec.learned_half_life_days,)))
+        label = [c for c in learned.columns if c.startswith("temp__") and "__all__" not in c]
+        points = [loaded.spec.learned_points[c.split("__")[1]] for c in label]
+        expected = learned[label].to_numpy() @ points
+        assert abs(expected - part["temperature"].to_numpy()).max() < 1e-9

@@ -126,6 +126,7 @@ def grouped_contributions(
     *,
     chunk_rows: int = 100_000,
     threads: int | None = None,
+    matrix: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per-row contributions summed by group, and the strongest feature of each group.
 
@@ -152,7 +153,8 @@ def grouped_contributions(
         for g, (s, e) in enumerate(zip(starts, ends, strict=True)):
             strongest[start:stop, g] = order[s + np.argmax(permuted[:, s:e], axis=1)]
 
-    model.tree_shap().map_chunks(X[features], reduce, chunk_rows=chunk_rows, threads=threads)
+    source = matrix if matrix is not None else X[features]
+    model.tree_shap().map_chunks(source, reduce, chunk_rows=chunk_rows, threads=threads)
     return by_group, strongest, list(names)
 
 
@@ -289,6 +291,7 @@ def reasons(
     top: int = 3,
     chunk_rows: int = 100_000,
     threads: int | None = None,
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The ``top`` reasons that raise each row's score, strongest first, in plain words.
 
@@ -298,10 +301,12 @@ def reasons(
     The direction of the evidence ("3 webinars ..." or "only 1 sales visit ...", "document request
     2 days ago" or "no sales visit for 140 days") follows the model: whether higher values of the
     strongest feature raise the score over its trees. Vectorised: each distinct text is formatted once.
+    ``matrix`` (``model.tree_shap().matrix(X)``) skips converting ``X`` again.
     """
     features = list(model.feature_names_)
     groups = [group_of(f) for f in features]
-    by_group, strongest, names = grouped_contributions(model, X, groups, chunk_rows=chunk_rows, threads=threads)
+    by_group, strongest, names = grouped_contributions(model, X, groups, chunk_rows=chunk_rows, threads=threads,
+                                                       matrix=matrix)
     direction = model.tree_shap().direction
     n = len(X)
     k = min(top, len(names))

@@ -48,11 +48,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from signals.errors import DataError
+from signals.features._context import PointInTime
 from signals.features.matrix import build_features
-from signals.features.names import half_life_label, window_label
+from signals.features.names import half_life_label
 from signals.features.spec import FeatureSpec
-from signals.features.window import EventIndex, index_rows
-from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_DAY, to_utc
+from signals.features.window import EventIndex
+from signals.schemas import CUSTOMER_ID, CUTOFF, NS_PER_DAY, check_cutoffs, to_utc
 from signals.settings import LabelSettings, ScoringSettings
 
 __all__ = [
@@ -118,11 +119,6 @@ class ScoringPolicy(BaseModel):
 # temperatures
 
 
-def _shifted(rows: pd.DataFrame, days: float) -> pd.DataFrame:
-    return pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].reset_index(drop=True),  # categorical ids stay so
-                         CUTOFF: (rows[CUTOFF] - pd.Timedelta(days=days)).reset_index(drop=True)})
-
-
 def temperature_table(
     index: EventIndex,
     rows: pd.DataFrame,
@@ -136,77 +132,42 @@ def temperature_table(
     ``spec`` must carry learned points and their half-life (a trained model's spec). Returns, in
     row order: ``temperature``, ``temperature_prior``, ``temperature_<L>d_ago`` and
     ``temperature_change_<L>d`` for every lag ``L``, ``usual_temperature`` and
-    ``temperature_surge`` (see the module docstring). ``cache`` (a dict, for the same ``rows``)
-    shares the per-type decayed counts and window counts between models (two tasks with the same
-    half-life build them once).
+    ``temperature_surge`` (see the module docstring). The per-type decayed counts come from the
+    feature builders' point-in-time context (the temperature ``L`` days ago from the touches of the
+    last ``L`` days only); ``cache`` (a dict, for the same ``rows``) shares that context between
+    models, so two tasks with the same half-life build it once.
     """
     if spec.learned_points is None or spec.learned_half_life_days is None:
         raise ValueError("the spec has no learned points: temperatures need a trained model's spec")
     cache = {} if cache is None else cache
+    key = ("context", spec.touchpoints)
+    if key not in cache:
+        cache[key] = PointInTime(None, check_cutoffs(rows[[CUSTOMER_ID, CUTOFF]]), spec.touchpoints, index=index)
+    ctx: PointInTime = cache[key]
     h = spec.learned_half_life_days
     types = spec.touchpoints
     learned = np.array([float(spec.learned_points.get(t, 0.0)) for t in types])
     prior = np.array([spec.catalog[t].prior_points for t in types])
-    n = len(rows)
-    key = ("decayed", types, h, tuple(lags_days))
-    if key not in cache:
-        cache[key] = _decayed(index, rows, spec, h, lags_days)
-    matrix = cache[key]
-    now = matrix[:n]
+    now = ctx.decayed(h)
     out = {"temperature": now @ learned, "temperature_prior": now @ prior}
-    for i, lag in enumerate(lags_days, start=1):
-        before = matrix[i * n:(i + 1) * n] @ learned
-        out[f"temperature_{lag}d_ago"] = before
-        out[f"temperature_change_{lag}d"] = out["temperature"] - before
+    for lag in lags_days:
+        change = ctx.decayed_change(h, lag) @ learned
+        out[f"temperature_{lag}d_ago"] = out["temperature"] - change
+        out[f"temperature_change_{lag}d"] = change
     fs = spec.features
     recent, baseline = fs.surge_recent_days, fs.surge_baseline_days
-    key = ("usual", types, recent, baseline)
-    if key not in cache:
-        count_spec = FeatureSpec(catalog=spec.catalog, families=("frequency",), features=fs.model_copy(
-            update={"windows_days": (recent, baseline), "static_columns": ()}))
-        counts = build_features(None, rows[[CUSTOMER_ID, CUTOFF]], count_spec, index=index)
-        usual_counts = np.column_stack([
-            counts[f"freq__{t}__{window_label(baseline)}"].to_numpy(np.float64)
-            - counts[f"freq__{t}__{window_label(recent)}"].to_numpy(np.float64) for t in types])
-        cache[key] = usual_counts / _baseline_days(index, rows, recent, baseline)[:, None]
-    out["usual_temperature"] = (cache[key] @ learned) * h / math.log(2)
+    ctx.positions(recent), ctx.positions(baseline)  # both windows known before the per-type prefix counts
+    usual = np.column_stack([ctx.count_before(k, recent) - ctx.count_before(k, baseline)
+                             for k in range(len(types))]).astype(np.float64)
+    start, known = ctx.block_start(), ctx.positions(0)
+    first = np.full(ctx.n_rows, np.nan)
+    has = known > start
+    first[has] = ctx.index.ts[start[has]]
+    tenure = (ctx.rows.cutoff - first) / NS_PER_DAY
+    days = np.clip(np.nan_to_num(tenure - recent, nan=0.0), _MIN_BASELINE_DAYS, baseline - recent)
+    out["usual_temperature"] = (usual @ learned) / days * h / math.log(2)
     out["temperature_surge"] = out["temperature"] - out["usual_temperature"]
     return pd.DataFrame(out, index=rows.index)
-
-
-def _decayed(index: EventIndex, rows: pd.DataFrame, spec: FeatureSpec, h: float,
-             lags_days: tuple[int, ...]) -> np.ndarray:
-    """Per-type decayed counts at half-life ``h`` at the rows' cutoffs and ``lags_days`` before,
-    stacked (``(1 + len(lags)) * n`` rows, catalog order)."""
-    stacked = pd.concat([_shifted(rows, d) for d in (0, *lags_days)], ignore_index=True)
-    # the same (customer, instant) can come twice (a test row 30 days after another): build it once
-    key = None
-    if rows[CUTOFF].nunique() > 1:
-        _, located = index_rows(index, stacked)
-        key = pd.MultiIndex.from_arrays([located.cust, located.cutoff])
-    if key is not None:
-        inverse, _ = pd.factorize(key)
-        first = np.unique(inverse, return_index=True)[1]
-        unique_rows = stacked.iloc[first].reset_index(drop=True)
-    else:
-        inverse, unique_rows = None, stacked
-    per_type = build_features(None, unique_rows, spec.temperature_only((h,)), index=index)
-    label = half_life_label(h)
-    matrix = per_type[[f"temp__{t}__{label}" for t in spec.touchpoints]].to_numpy(dtype=np.float64)
-    return matrix if inverse is None else matrix[inverse]
-
-
-def _baseline_days(index: EventIndex, rows: pd.DataFrame, recent: float, baseline: float) -> np.ndarray:
-    """Days of ``[T - baseline, T - recent)`` the customer existed (first event), at least 30."""
-    index, located = index_rows(index, rows[[CUSTOMER_ID, CUTOFF]].reset_index(drop=True))
-    cutoff = located.cutoff
-    first = np.full(len(rows), np.nan)
-    start, end = index.block[located.cust], index.block[located.cust + 1]
-    nonempty = start < end
-    first[nonempty] = index.ts[start[nonempty]]
-    tenure = (cutoff - first) / NS_PER_DAY
-    days = np.clip(np.nan_to_num(tenure - recent, nan=0.0), _MIN_BASELINE_DAYS, baseline - recent)
-    return days
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,20 +411,25 @@ def score_models(
         temps_all = temperature_table(index, rows, loaded.spec, cache=cache)
         rules = getattr(loaded, "labels", None) or labels or LabelSettings()
         member = in_population(X_all, loaded.task, rules, loaded.spec.catalog)
-        X, temps = X_all[member], temps_all[member]
-        task_rows = rows[member]
+        X, temps, task_rows = X_all[member], temps_all[member], rows[member]
         lap("temperatures")
-        missing = [c for c in loaded.model.feature_names_ if c not in X.columns]
+        model = loaded.model
+        missing = [c for c in model.feature_names_ if c not in X.columns]
         if missing:
             learned = f"temp_learned__all__{half_life_label(loaded.spec.learned_half_life_days)}"
             if missing != [learned]:
                 raise ValueError(f"the {loaded.task} model needs features its spec does not build: {missing[:5]}")
             X = X.assign(**{learned: temps["temperature"].to_numpy()})
-        probability = loaded.model.probability(X)
+        shap = model.tree_shap()
+        data = shap.matrix(X)  # converted once: the predictions and the contributions read it
+        raw = model.booster_.predict(data, raw_score=True, num_iteration=model.best_iteration_)
+        probability = model.calibrator_.predict(raw)
         lap("predict")
         frame = temps.assign(probability=probability)
         band, alarm = apply_policy(loaded.policy, frame)
-        why = reasons(loaded.model, X, catalog=loaded.spec.catalog, top=3, chunk_rows=settings.reason_chunk_rows)
+        why = reasons(model, X, catalog=loaded.spec.catalog, top=3, chunk_rows=settings.reason_chunk_rows,
+                      matrix=data)
+        del data
         lap("reasons")
         n = len(task_rows)
         out.append(pd.DataFrame({

@@ -176,15 +176,19 @@ class TreeShap:
         #: per feature: +1 when higher values raise the score overall, -1 when they lower it, 0 unknown
         self.direction = np.sign(direction)
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
-        """The float matrix LightGBM itself predicts from (categoricals as its codes)."""
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The float64 matrix LightGBM itself predicts from (categoricals as its codes), C order.
+
+        ``booster.predict`` on it gives the same scores as on ``X``; pass it to
+        :meth:`map_chunks` to convert a frame once for both.
+        """
         from lightgbm.basic import _data_from_pandas
 
         data, *_ = _data_from_pandas(X[self.feature_names], "auto", "auto", self.pandas_categorical)
-        return np.asfortranarray(data, dtype=np.float64)
+        return np.ascontiguousarray(data, dtype=np.float64)
 
-    def _fast(self, X: pd.DataFrame) -> np.ndarray:
-        data = self._matrix(X)
+    def _fast(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        data = np.asfortranarray(X if isinstance(X, np.ndarray) else self.matrix(X), dtype=np.float64)
         n = len(data)
         out = np.zeros((n, len(self.feature_names)), order="F")
         nan = np.isnan(data)
@@ -197,15 +201,16 @@ class TreeShap:
                 out[:, f] += tree.table[:, m][sig]
         return out
 
-    def _reference(self, X: pd.DataFrame) -> np.ndarray:
-        values = self.booster.predict(X[self.feature_names], pred_contrib=True, num_iteration=self.num_iteration)
+    def _reference(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        data = X if isinstance(X, np.ndarray) else X[self.feature_names]
+        values = self.booster.predict(data, pred_contrib=True, num_iteration=self.num_iteration)
         return np.asarray(values)[:, :len(self.feature_names)]
 
-    def _verified(self, X: pd.DataFrame, check_rows: int) -> bool:
+    def _verified(self, X: pd.DataFrame | np.ndarray, check_rows: int) -> bool:
         """Compare the fast path with ``pred_contrib`` on the first rows; switch to it on a difference."""
         if not self.fast:
             return False
-        head = X.iloc[:check_rows]
+        head = X[:check_rows] if isinstance(X, np.ndarray) else X.iloc[:check_rows]
         if not np.allclose(self._fast(head), self._reference(head), rtol=1e-7, atol=1e-9):
             warnings.warn("fast TreeSHAP differs from LightGBM's pred_contrib on this booster: using pred_contrib",
                           RuntimeWarning, stacklevel=3)
@@ -214,9 +219,11 @@ class TreeShap:
         self.checked += len(head)
         return True
 
-    def map_chunks(self, X: pd.DataFrame, fn: Callable[[int, np.ndarray], None], *, chunk_rows: int = 100_000,
+    def map_chunks(self, X: pd.DataFrame | np.ndarray, fn: Callable[[int, np.ndarray], None], *,
+                   chunk_rows: int = 100_000,
                    threads: int | None = None, check_rows: int = 64) -> None:
-        """Call ``fn(start, contributions)`` for each chunk of ``chunk_rows`` rows of ``X``.
+        """Call ``fn(start, contributions)`` for each chunk of ``chunk_rows`` rows of ``X``
+        (a frame, or its :meth:`matrix`).
 
         ``contributions`` is the chunk's ``(rows, n_features)`` log-odds contributions (no bias
         column). Chunks run in ``threads`` threads (NumPy releases the GIL), so ``fn`` must only
@@ -228,7 +235,8 @@ class TreeShap:
         compute = self._fast if fast else self._reference
 
         def one(start: int) -> None:
-            fn(start, compute(X.iloc[start:start + chunk_rows]))
+            part = X[start:start + chunk_rows] if isinstance(X, np.ndarray) else X.iloc[start:start + chunk_rows]
+            fn(start, compute(part))
 
         starts = list(range(0, n, chunk_rows))
         workers = max(1, min(threads or os.cpu_count() or 1, len(starts)))
