@@ -64,6 +64,9 @@ def test_score_writes_every_customer_and_task_once_per_as_of_and_model(world):
     assert row["model_version"].startswith("bundle-") and row["band"] in ("high", "medium", "low")
     assert (table.groupby(["as_of", "task"])["rank"].max() == table.groupby(["as_of", "task"]).size()).all()
     assert table["reason_1"].notna().mean() > 0.9 and table["temperature_change_30d"].notna().all()
+    from signals.views import SEGMENTS, STAGES
+
+    assert set(table["segment"]) <= set(SEGMENTS) and set(table["journey_stage"]) <= set(STAGES)
 
 
 def test_scoring_refuses_data_that_does_not_fit_the_saved_spec(world):

@@ -414,6 +414,7 @@ def check_cutoffs(cutoffs: pd.DataFrame) -> pd.DataFrame:
 
 #: The ``customer_signals`` rows batch scoring writes to the CRM (one row per customer, as-of
 #: instant, task and model version): ``(name, kind, nullable)`` with kind one of ``text``,
+#: (``segment`` and ``journey_stage`` come from :func:`signals.views.crm_columns`),
 #: ``float``, ``int``, ``timestamp``. ``(as_of, task, model_name, model_version, customer_id)``
 #: is the key: writing the same batch again replaces it, earlier as-of instants stay as history.
 SIGNAL_COLUMNS: tuple[tuple[str, str, bool], ...] = (
@@ -434,6 +435,8 @@ SIGNAL_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("reason_1", "text", True),
     ("reason_2", "text", True),
     ("reason_3", "text", True),
+    ("segment", "text", True),
+    ("journey_stage", "text", True),
     ("scored_at", "timestamp", False),
 )
 SIGNAL_KEY: tuple[str, ...] = ("as_of", "task", "model_name", "model_version", "customer_id")

@@ -321,6 +321,7 @@ class ScoringSettings(_Frozen):
     bands: BandSettings = BandSettings()
     alarms: AlarmSettings = AlarmSettings()
     reasons: int = Field(default=3, ge=1, le=10, description="reasons per customer and task")
+    views: bool = Field(default=True, description="add each customer's segment and journey stage (signals.views)")
     reason_chunk_rows: int = Field(default=100_000, gt=0, description="rows per chunk of per-row contributions")
 
 

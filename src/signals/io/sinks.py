@@ -106,6 +106,8 @@ def example_signals(customer_ids, *, as_of="2026-01-01", task: str = "purchase",
         "reason_1": "3 webinars in the last 30 days (usually 0 a month)",
         "reason_2": None,
         "reason_3": None,
+        "segment": "nurture",
+        "journey_stage": "consideration",
         "scored_at": [pd.Timestamp("2026-01-01 06:00", tz="UTC")] * n,
     })
 

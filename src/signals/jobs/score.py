@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from signals.cutoffs import as_of_instant
@@ -107,6 +108,10 @@ def run_score(
     instant = as_of_instant(as_of, settings.timezone)
     scored = score_models(events, models, instant, timezone=settings.timezone, customers=customers,
                           settings=settings.scoring, labels=settings.labels, progress=progress)
+    if settings.scoring.views:
+        clock = time.perf_counter()
+        scored.signals = with_views(scored.signals, events, instant, settings, customers=customers)
+        scored.seconds["views"] = time.perf_counter() - clock
     run = ScoreRun(instant, scored.signals, models, summarize(scored.signals), seconds=dict(scored.seconds))
     if write:
         clock = time.perf_counter()
@@ -122,6 +127,22 @@ def run_score(
         run.mlflow_run_id = log_scoring_run(run, settings)
     run.seconds["total"] = time.perf_counter() - started
     return run
+
+
+def with_views(signals: pd.DataFrame, events: pd.DataFrame, as_of, settings: Settings, *,
+               customers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``signals`` with each customer's ``segment`` and ``journey_stage`` at ``as_of``
+    (:func:`signals.views.crm_columns`, the seeds' views)."""
+    from signals.views import crm_columns
+
+    views = crm_columns(events, as_of, settings, customers=customers).set_index("customer_id")
+    ids = pd.Index(views.index.astype(str))
+    where = ids.get_indexer(signals["customer_id"].astype(str))
+    out = signals.copy(deep=False)
+    for name in ("segment", "journey_stage"):
+        values = views[name].to_numpy(dtype=object)
+        out[name] = pd.Series(np.where(where >= 0, values[np.maximum(where, 0)], None), dtype=object)
+    return out
 
 
 def score(settings: Settings | None = None, *, as_of, model: str | Path = "models", tasks: Sequence[str] = TASKS,

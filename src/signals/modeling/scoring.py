@@ -450,6 +450,8 @@ def score_models(
             "reason_1": why["reason_1"].to_numpy(),
             "reason_2": why["reason_2"].to_numpy(),
             "reason_3": why["reason_3"].to_numpy(),
+            "segment": None,
+            "journey_stage": None,
             "scored_at": pd.DatetimeIndex(np.full(n, scored_at.value), tz="UTC"),
             "usual_temperature": temps["usual_temperature"].to_numpy(),
             "temperature_surge": temps["temperature_surge"].to_numpy(),
