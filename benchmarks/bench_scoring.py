@@ -113,7 +113,6 @@ def measure(cache: Path, as_of: str, activity: float, out: Path) -> dict:
     scored = score_models(events, models, as_of, timezone=settings.timezone, customers=customers,
                           settings=settings.scoring)
     seconds.update(scored.seconds)
-    budget_scoring = time.perf_counter() - started
     from signals.jobs.score import with_views
 
     clock = time.perf_counter()
@@ -127,7 +126,6 @@ def measure(cache: Path, as_of: str, activity: float, out: Path) -> dict:
     written = SqlSink(f"sqlite:///{db}", chunk_rows=settings.sink.chunk_rows).write(scored.signals, progress=False)
     seconds["write_sqlite"] = time.perf_counter() - clock
     budget = time.perf_counter() - started
-    del budget_scoring
     scored.signals.to_parquet(out, index=False)
     # reference, same process: LightGBM's pred_contrib vs the vectorised TreeSHAP on the same 20k rows
     from signals.features.matrix import build_features

@@ -411,26 +411,34 @@ def score_models(
         temps_all = temperature_table(index, rows, loaded.spec, cache=cache)
         rules = getattr(loaded, "labels", None) or labels or LabelSettings()
         member = in_population(X_all, loaded.task, rules, loaded.spec.catalog)
-        X, temps, task_rows = X_all[member], temps_all[member], rows[member]
+        positions = np.flatnonzero(member)
+        temps, task_rows = temps_all.iloc[positions], rows.iloc[positions]
         lap("temperatures")
         model = loaded.model
-        missing = [c for c in model.feature_names_ if c not in X.columns]
-        if missing:
-            learned = f"temp_learned__all__{half_life_label(loaded.spec.learned_half_life_days)}"
-            if missing != [learned]:
-                raise ValueError(f"the {loaded.task} model needs features its spec does not build: {missing[:5]}")
-            X = X.assign(**{learned: temps["temperature"].to_numpy()})
+        missing = [c for c in model.feature_names_ if c not in X_all.columns]
+        learned = f"temp_learned__all__{half_life_label(loaded.spec.learned_half_life_days)}"
+        if missing and missing != [learned]:
+            raise ValueError(f"the {loaded.task} model needs features its spec does not build: {missing[:5]}")
         shap = model.tree_shap()
-        data = shap.matrix(X)  # converted once: the predictions and the contributions read it
-        raw = model.booster_.predict(data, raw_score=True, num_iteration=model.best_iteration_)
-        probability = model.calibrator_.predict(raw)
-        lap("predict")
+        probability = np.empty(len(positions))
+        parts = []
+        block = 2 * settings.reason_chunk_rows  # rows converted at a time: memory stays bounded
+        for start in range(0, len(positions), block):
+            take = positions[start:start + block]
+            X = X_all.iloc[take]
+            if missing:
+                X = X.assign(**{learned: temps_all["temperature"].to_numpy()[take]})
+            data = shap.matrix(X)  # converted once: the predictions and the contributions read it
+            raw = model.booster_.predict(data, raw_score=True, num_iteration=model.best_iteration_)
+            probability[start:start + len(take)] = model.calibrator_.predict(raw)
+            lap("predict")
+            parts.append(reasons(model, X, catalog=loaded.spec.catalog, top=3,
+                                 chunk_rows=settings.reason_chunk_rows, matrix=data))
+            del data, X
+            lap("reasons")
+        why = pd.concat(parts, ignore_index=True) if parts else reasons(model, X_all.iloc[:0], catalog=loaded.spec.catalog)
         frame = temps.assign(probability=probability)
         band, alarm = apply_policy(loaded.policy, frame)
-        why = reasons(model, X, catalog=loaded.spec.catalog, top=3, chunk_rows=settings.reason_chunk_rows,
-                      matrix=data)
-        del data
-        lap("reasons")
         n = len(task_rows)
         out.append(pd.DataFrame({
             "customer_id": pd.Series(np.asarray(task_rows[CUSTOMER_ID].array, dtype=object), dtype=object),
@@ -470,18 +478,24 @@ def customers_before(index: EventIndex, instant: pd.Timestamp, customers: pd.Dat
     first = np.full(len(index.customers), np.iinfo(np.int64).max, dtype=np.int64)
     has = starts < ends
     first[has] = index.ts[starts[has]]
-    seen = pd.Series(first, index=pd.Index(index.customers.astype(str), name=CUSTOMER_ID))
+    categories = pd.Index(index.customers.astype(str))
     if customers is not None and "first_seen" in customers.columns:
-        table = pd.Series(to_utc(customers["first_seen"], what="customers.first_seen").to_numpy(dtype="datetime64[ns]")
-                          .view(np.int64), index=customers[CUSTOMER_ID].astype(str).to_numpy())
-        table = table[table > np.iinfo(np.int64).min]  # NaT: unknown
-        seen = pd.concat([seen, table]).groupby(level=0).min()
-    seen = seen[seen < instant.value].sort_index()
+        stamp = to_utc(customers["first_seen"], what="customers.first_seen").to_numpy(dtype="datetime64[ns]").view(np.int64)
+        ids = customers[CUSTOMER_ID].astype(str).to_numpy()
+        where = categories.get_indexer(ids)
+        new = where < 0
+        if new.any():  # customers without any event: appended codes
+            extra = pd.Index(pd.unique(ids[new]))
+            categories = categories.append(extra)
+            first = np.concatenate([first, np.full(len(extra), np.iinfo(np.int64).max, dtype=np.int64)])
+            where = categories.get_indexer(ids)
+        known = stamp > np.iinfo(np.int64).min  # NaT: unknown
+        np.minimum.at(first, where[known], stamp[known])
+    keep = np.flatnonzero(first < instant.value)
+    order = keep if categories.is_monotonic_increasing else keep[np.argsort(categories.to_numpy()[keep], kind="stable")]
     # ids as a categorical over the index's customers: every later lookup is by code, not by string
-    extra = seen.index.difference(index.customers.astype(str))
-    categories = index.customers.astype(str).append(extra)
-    ids = pd.Categorical(seen.index, categories=categories)
-    return pd.DataFrame({CUSTOMER_ID: ids, CUTOFF: pd.DatetimeIndex(np.full(len(seen), instant.value), tz="UTC")})
+    ids = pd.Categorical.from_codes(order, categories=categories)
+    return pd.DataFrame({CUSTOMER_ID: ids, CUTOFF: pd.DatetimeIndex(np.full(len(order), instant.value), tz="UTC")})
 
 
 def in_population(X: pd.DataFrame, task: str, labels: LabelSettings, catalog) -> np.ndarray:
