@@ -38,6 +38,7 @@ class LoadedModel:
     version: str          # registry version, or "bundle-<digest>"
     run_id: str | None    # the MLflow run that trained it, when known
     source: str           # the folder or models:/ URI it was loaded from
+    folder: Path | None = None  # the bundle's files (points.csv, metrics.csv, figures/)
 
 
 def registered_name(prefix: str, task: str) -> str:
@@ -89,6 +90,7 @@ def load_bundle(folder: str | Path, *, task: str | None = None, prefix: str = "s
         version=version or bundle_version(folder),
         run_id=run_id or summary.get("run_id"),
         source=source or str(folder),
+        folder=folder,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
@@ -56,17 +57,17 @@ def run_demo(
         step += 1
     as_of = settings.simulate.end
     console.rule(f"{step}. score every customer as of {as_of} and write the CRM table")
-    scored = run_score(settings, as_of=as_of, model="models", track=False,
+    scored = run_score(settings, as_of=as_of, model="models", track=True,
                        progress=lambda m: console.print(f"  {m}", style="dim"))
     if show_scoring is not None:
         show_scoring(scored)
     seconds = time.perf_counter() - started
     console.rule(f"summary (done in {seconds:.0f} s)")
-    console.print(demo_summary(scored, {t: r.trained.points for t, r in runs.items()}, settings))
+    console.print(demo_summary(scored, settings))
     return {"simulate": sim, "train": runs, "score": scored, "seconds": seconds}
 
 
-def demo_summary(scored: ScoreRun, points: dict[str, pd.DataFrame], settings: Settings, *, top: int = 5) -> str:
+def demo_summary(scored: ScoreRun, settings: Settings, *, top: int = 5) -> str:
     """The closing summary: alarms, top customers with reasons, learned vs prior points, where things are."""
     lines = []
     signals = scored.signals
@@ -75,7 +76,8 @@ def demo_summary(scored: ScoreRun, points: dict[str, pd.DataFrame], settings: Se
         test = policy.test or {}
         quality = (f"; on the test cutoffs precision {test['precision']:.2f}, recall {test['recall']:.2f} "
                    f"(base rate {test['base_rate']:.3f})" if test.get("precision") is not None else "")
-        lines.append(f"{task}: {info['alarms']:,} {info['alarm']} alarms among {info['rows']:,} customers{quality}")
+        lines.append(f"{task}: {info['alarms']:,} {info['alarm']} alarms among {info['rows']:,} customers "
+                     f"({info['model']}){quality}")
     lines.append("")
     for task in scored.summary:
         part = signals[signals["task"] == task]
@@ -87,13 +89,17 @@ def demo_summary(scored: ScoreRun, points: dict[str, pd.DataFrame], settings: Se
             lines.append(f"  {r.customer_id}  p={r.score:.2f}  temperature {r.temperature:.0f} "
                          f"({r.temperature_change_30d:+.0f} in 30 days)  {why}")
     lines.append("")
-    for task, table in points.items():
-        ordered = table.sort_values("learned_points", ascending=False)
-        pairs = ", ".join(f"{r.touchpoint} {r.learned_points:.1f} ({r.prior_points:g})" for r in ordered.itertuples())
-        lines.append(f"learned points, {task} (prior in brackets): {pairs}")
+    for loaded in scored.models:
+        path = None if loaded.folder is None else Path(loaded.folder) / "points.csv"
+        if path is None or not path.is_file():
+            continue
+        table = pd.read_csv(path).sort_values("learned_points", ascending=False)
+        pairs = ", ".join(f"{r.touchpoint} {r.learned_points:.1f} ({r.prior_points:g})" for r in table.itertuples())
+        lines.append(f"learned points, {loaded.task} (prior in brackets): {pairs}")
     lines.append("")
     if scored.written is not None:
         lines.append(f"CRM table: {scored.written.destination} ({scored.written.rows:,} rows)")
-    lines.append(f"MLflow runs: {settings.mlflow.tracking_uri} (experiment {settings.mlflow.experiment!r}); "
-                 f"open the UI with: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --host 127.0.0.1")
+    lines.append(f"MLflow runs: {settings.mlflow.tracking_uri} (experiment {settings.mlflow.experiment!r})"
+                 + (f", scoring run {scored.mlflow_run_id}" if scored.mlflow_run_id else ""))
+    lines.append(f"open the MLflow UI: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --host 127.0.0.1")
     return "\n".join(lines)
