@@ -92,6 +92,14 @@ def test_a_missing_alias_is_a_clear_error(world):
         load_models(settings, "champion", tasks=["purchase"])
     with pytest.raises(DataError, match="no model bundle at"):
         load_models(settings, "no/such/folder", tasks=["purchase"])
+    base = ["--set", f"mlflow.tracking_uri={settings.mlflow.tracking_uri}", "--set",
+            f"paths.events={settings.paths.events}", "--set", f"paths.customers={settings.paths.customers}",
+            "--no-track", "--no-write"]
+    result = CliRunner().invoke(app, ["score", "--as-of", "2025-11-01", "--model", "champion", *base])
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert result.exit_code == 1 and "has the alias 'champion'" in said and "Traceback" not in said
+    result = CliRunner().invoke(app, ["score", "--as-of", "the first of May", *base])
+    assert result.exit_code == 1 and "is not a date" in " ".join(result.output.split())
 
 
 def test_kizashi_catches_interest_episodes_and_beats_the_base_rate(world):

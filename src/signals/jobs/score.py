@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from signals.cutoffs import as_of_instant
-from signals.errors import DataError
+from signals.errors import ConfigError, DataError
 from signals.io.bundles import LoadedModel, load_bundle, load_registered
 from signals.io.sinks import SinkResult, open_sink
 from signals.labels import TASKS
@@ -103,9 +103,12 @@ def run_score(
     if events is None:
         events, file_customers, _ = load_inputs(settings, require_static=False)
         customers = file_customers if customers is None else customers
+    try:
+        instant = as_of_instant(as_of, settings.timezone)
+    except (ValueError, TypeError):
+        raise ConfigError(f"as-of {as_of!r} is not a date or a time (e.g. 2026-01-01 or 2026-01-01T09:00)") from None
     models = load_models(settings, model, tasks=tasks)
     _check(models, events, customers, settings)
-    instant = as_of_instant(as_of, settings.timezone)
     scored = score_models(events, models, instant, timezone=settings.timezone, customers=customers,
                           settings=settings.scoring, labels=settings.labels, progress=progress)
     if settings.scoring.views:

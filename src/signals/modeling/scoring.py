@@ -391,7 +391,7 @@ def score_models(
     scored_at = scored_at or pd.Timestamp.now(tz="UTC").floor("s")
     touchpoints = models[0].spec.touchpoints
     if any(m.spec.touchpoints != touchpoints for m in models):
-        raise ValueError("the models were trained on different catalogs: score them separately")
+        raise DataError("the models were trained on different catalogs: score them separately")
     if index is None:
         index = index_events(events, touchpoints)
     rows = customers_before(index, instant, customers)
@@ -418,7 +418,7 @@ def score_models(
         missing = [c for c in model.feature_names_ if c not in X_all.columns]
         learned = f"temp_learned__all__{half_life_label(loaded.spec.learned_half_life_days)}"
         if missing and missing != [learned]:
-            raise ValueError(f"the {loaded.task} model needs features its spec does not build: {missing[:5]}")
+            raise DataError(f"the {loaded.task} model needs features its spec does not build: {missing[:5]}")
         shap = model.tree_shap()
         probability = np.empty(len(positions))
         parts = []
@@ -511,7 +511,7 @@ def in_population(X: pd.DataFrame, task: str, labels: LabelSettings, catalog) ->
         names = [f"recency__{t}__days" for t, tp in catalog.items() if tp.role in roles]
         missing = [c for c in names if c not in X.columns]
         if missing:
-            raise ValueError(f"the population of {task} needs the recency features {missing}")
+            raise DataError(f"the population of {task} needs the recency features {missing}")
         if not names:
             return np.full(len(X), np.nan)
         return np.fmin.reduce([X[c].to_numpy(np.float64) for c in names]) if len(names) > 1 else \
