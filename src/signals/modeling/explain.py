@@ -142,7 +142,7 @@ def grouped_contributions(
     order = np.argsort(code, kind="stable")
     starts = np.searchsorted(code[order], np.arange(len(names)))
     ends = np.append(starts[1:], len(features))
-    n = len(X)
+    n = len(matrix) if matrix is not None else len(X)
     by_group = np.zeros((n, len(names)), dtype=np.float32)
     strongest = np.zeros((n, len(names)), dtype=np.int16)
 
@@ -165,8 +165,9 @@ def grouped_contributions(
 class _Evidence:
     """Counts and days per row, read (once per column) from the feature matrix, for the wording."""
 
-    def __init__(self, X: pd.DataFrame) -> None:
+    def __init__(self, X: pd.DataFrame, positions: np.ndarray | None = None) -> None:
         self.X = X
+        self.positions = positions  # reason row r is row positions[r] of X (all rows when None)
         self._cache: dict[str, np.ndarray | None] = {}
         windows = sorted({int(c[11:-1]) for c in X.columns
                           if c.startswith("freq__all__") and c.endswith("d") and c[11:-1].isdigit()})
@@ -180,8 +181,13 @@ class _Evidence:
 
     def col(self, name: str) -> np.ndarray | None:
         if name not in self._cache:
-            self._cache[name] = self.X[name].to_numpy(dtype=np.float64) if name in self.X.columns else None
+            values = self.X[name].to_numpy(dtype=np.float64) if name in self.X.columns else None
+            self._cache[name] = values if values is None or self.positions is None else values[self.positions]
         return self._cache[name]
+
+    def rows_of(self, rows: np.ndarray) -> np.ndarray:
+        """Positions in ``X`` of reason rows ``rows``."""
+        return rows if self.positions is None else self.positions[rows]
 
     def count(self, slot: str, window: int | None, rows: np.ndarray) -> np.ndarray | None:
         col = self.col(f"freq__{slot}__{window}d") if window is not None else None
@@ -216,7 +222,7 @@ def _evidence_codes(feature: str, group: str, direction: float, rows: np.ndarray
     m = len(rows)
     unknown = np.full(m, _MAX_KEY, dtype=np.int64)
     if family == "static":
-        codes, _ = pd.factorize(ev.X[feature].iloc[rows].astype(str), sort=True)
+        codes, _ = pd.factorize(ev.X[feature].iloc[ev.rows_of(rows)].astype(str), sort=True)
         return np.full(m, _ATTRIBUTE), codes.astype(np.int64), unknown, unknown
     target = slot if group != OVERALL else "all"
     usual = ev.usual(target, rows)
@@ -245,7 +251,7 @@ def _evidence_codes(feature: str, group: str, direction: float, rows: np.ndarray
         if last is not None and change is not None:
             return np.full(m, _FALLING), _key_part(last), _key_part(last - change[rows]), np.full(m, f)
     if family == "freq" and slot in ("customer", "company"):
-        count = ev.X[feature].to_numpy(np.float64)[rows]
+        count = ev.col(feature)[rows]
         return (np.full(m, _GROUP_COUNT), _key_part(count), np.full(m, int(window[:-1])),
                 np.full(m, 0 if slot == "customer" else 1))
     span = int(window[:-1]) if family in ("freq", "value") and window[:-1].isdigit() else ev.recent
@@ -292,6 +298,7 @@ def reasons(
     chunk_rows: int = 100_000,
     threads: int | None = None,
     matrix: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The ``top`` reasons that raise each row's score, strongest first, in plain words.
 
@@ -301,14 +308,17 @@ def reasons(
     The direction of the evidence ("3 webinars ..." or "only 1 sales visit ...", "document request
     2 days ago" or "no sales visit for 140 days") follows the model: whether higher values of the
     strongest feature raise the score over its trees. Vectorised: each distinct text is formatted once.
-    ``matrix`` (``model.tree_shap().matrix(X)``) skips converting ``X`` again.
+    ``matrix`` (``model.tree_shap().matrix(X, positions)``) skips converting ``X`` again;
+    ``positions`` explains those rows of ``X`` only (the result has one row per position).
     """
     features = list(model.feature_names_)
     groups = [group_of(f) for f in features]
     by_group, strongest, names = grouped_contributions(model, X, groups, chunk_rows=chunk_rows, threads=threads,
                                                        matrix=matrix)
     direction = model.tree_shap().direction
-    n = len(X)
+    if positions is not None and matrix is None:
+        matrix = model.tree_shap().matrix(X, positions)
+    n = len(positions) if positions is not None else len(X)
     k = min(top, len(names))
     if k < len(names):  # the k largest, then sorted: cheaper than sorting every group
         part = np.argpartition(-by_group, k - 1, axis=1)[:, :k]
@@ -321,14 +331,14 @@ def reasons(
     logodds = by_group[rows, picked]
     valid = logodds > 0
     feature_of = strongest[rows, picked].astype(np.int64)
-    ev = _Evidence(X)
+    ev = _Evidence(X, positions)
     form, a, b, c = (np.zeros(len(rows), dtype=np.int64) for _ in range(4))
     attributes: dict[int, tuple[str, np.ndarray]] = {}
     for f in np.unique(feature_of[valid]):
         sel = np.flatnonzero(valid & (feature_of == f))
         form[sel], a[sel], b[sel], c[sel] = _evidence_codes(features[f], groups[f], direction[f], rows[sel], ev)
         if groups[f].startswith("attribute:"):
-            values = X[features[f]].iloc[rows[sel]].astype(str)
+            values = X[features[f]].iloc[ev.rows_of(rows[sel])].astype(str)
             attributes[int(f)] = (parse_feature_name(features[f]).touchpoint, np.array(sorted(values.unique())))
     # one key per distinct text: slot (group, or feature for attributes) | form | a | b | c
     slot = np.where(form == _ATTRIBUTE, feature_of + len(names), picked).astype(np.uint64)
@@ -350,20 +360,20 @@ def reasons(
                 words.append(_word(ff, None if group == OVERALL else group, aa, bb, cc, catalog=catalog))
         text[valid] = np.asarray(words, dtype=object)[inverse]
     out: dict[str, object] = {}
-    if CUSTOMER_ID in X.columns:
-        out[CUSTOMER_ID] = X[CUSTOMER_ID].array
-    if CUTOFF in X.columns:
-        out[CUTOFF] = X[CUTOFF].array
+    index = X.index if positions is None else pd.RangeIndex(n)
+    for name in (CUSTOMER_ID, CUTOFF):
+        if name in X.columns:
+            out[name] = X[name].array if positions is None else X[name].array[positions]
     text = text.reshape(n, k)
     group_names = np.where(valid, np.asarray(names, dtype=object)[picked], None).reshape(n, k)
     lo = np.where(valid, logodds, 0.0).reshape(n, k)
     empty = np.full(n, None, dtype=object)
 
     def texts(values: np.ndarray) -> pd.Series:  # object, not inferred as a string dtype (no copy per row)
-        return pd.Series(values, index=X.index, dtype=object, copy=False)
+        return pd.Series(values, index=index, dtype=object, copy=False)
 
     for r in range(top):
         out[f"reason_{r + 1}"] = texts(text[:, r] if r < k else empty)
         out[f"reason_group_{r + 1}"] = texts(group_names[:, r] if r < k else empty)
         out[f"reason_logodds_{r + 1}"] = lo[:, r] if r < k else np.zeros(n)
-    return pd.DataFrame(out, index=X.index, copy=False)
+    return pd.DataFrame(out, index=index, copy=False)

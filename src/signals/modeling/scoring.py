@@ -423,18 +423,17 @@ def score_models(
         probability = np.empty(len(positions))
         parts = []
         block = 2 * settings.reason_chunk_rows  # rows converted at a time: memory stays bounded
+        source = X_all.assign(**{learned: temps_all["temperature"].to_numpy()}) if missing else X_all
         for start in range(0, len(positions), block):
             take = positions[start:start + block]
-            X = X_all.iloc[take]
-            if missing:
-                X = X.assign(**{learned: temps_all["temperature"].to_numpy()[take]})
-            data = shap.matrix(X)  # converted once: the predictions and the contributions read it
-            raw = model.booster_.predict(data, raw_score=True, num_iteration=model.best_iteration_)
+            data = shap.matrix(source, take)  # converted once: the predictions and the contributions read it
+            raw = model.booster_.predict(np.ascontiguousarray(data), raw_score=True,
+                                         num_iteration=model.best_iteration_)
             probability[start:start + len(take)] = model.calibrator_.predict(raw)
             lap("predict")
-            parts.append(reasons(model, X, catalog=loaded.spec.catalog, top=3,
-                                 chunk_rows=settings.reason_chunk_rows, matrix=data))
-            del data, X
+            parts.append(reasons(model, source, catalog=loaded.spec.catalog, top=3,
+                                 chunk_rows=settings.reason_chunk_rows, matrix=data, positions=take))
+            del data
             lap("reasons")
         why = pd.concat(parts, ignore_index=True) if parts else reasons(model, X_all.iloc[:0], catalog=loaded.spec.catalog)
         frame = temps.assign(probability=probability)

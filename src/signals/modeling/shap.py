@@ -176,16 +176,32 @@ class TreeShap:
         #: per feature: +1 when higher values raise the score overall, -1 when they lower it, 0 unknown
         self.direction = np.sign(direction)
 
-    def matrix(self, X: pd.DataFrame) -> np.ndarray:
-        """The float64 matrix LightGBM itself predicts from (categoricals as its codes), C order.
+    def matrix(self, X: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+        """The float64 matrix LightGBM itself predicts from (categoricals as its codes, as
+        ``lightgbm.basic._data_from_pandas`` makes them), column by column in Fortran order.
 
+        ``rows`` (positions) takes those rows only, without copying the frame first.
         ``booster.predict`` on it gives the same scores as on ``X``; pass it to
         :meth:`map_chunks` to convert a frame once for both.
         """
-        from lightgbm.basic import _data_from_pandas
-
-        data, *_ = _data_from_pandas(X[self.feature_names], "auto", "auto", self.pandas_categorical)
-        return np.ascontiguousarray(data, dtype=np.float64)
+        n = len(X) if rows is None else len(rows)
+        out = np.empty((n, len(self.feature_names)), order="F")
+        categories = iter(self.pandas_categorical or [])
+        for j, name in enumerate(self.feature_names):
+            column = X[name]
+            if isinstance(column.dtype, pd.CategoricalDtype):  # every categorical column, in order
+                wanted = next(categories)
+                if list(column.cat.categories) != list(wanted):
+                    column = column.cat.set_categories(wanted)
+                codes = column.cat.codes.to_numpy()
+                codes = codes if rows is None else codes[rows]
+                values = codes.astype(np.float64)
+                values[codes < 0] = np.nan
+            else:
+                values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                values = values if rows is None else values[rows]
+            out[:, j] = values
+        return out
 
     def _fast(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         data = np.asfortranarray(X if isinstance(X, np.ndarray) else self.matrix(X), dtype=np.float64)
