@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "signals needs Python >= 3.11, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cdnow,postgres]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cdnow]"
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install signals with its test tools
@@ -61,7 +61,7 @@ measure: $(STAMP) ## model figures: simulator (known truth) and CDNOW (real purc
 lock: ## refresh constraints.txt from a clean install of the current dependency ranges
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/python -m pip install --quiet --upgrade pip
-	.lockvenv/bin/python -m pip install --quiet -e ".[dev,cdnow,postgres]"
+	.lockvenv/bin/python -m pip install --quiet -e ".[dev,cdnow]"
 	.lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^signals' > constraints.txt
 	rm -rf .lockvenv
 
