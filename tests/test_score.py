@@ -99,7 +99,7 @@ def test_a_missing_alias_is_a_clear_error(world):
     said = " ".join(result.output.split())  # the console wraps long lines
     assert result.exit_code == 1 and "has the alias 'champion'" in said and "Traceback" not in said
     result = CliRunner().invoke(app, ["score", "--as-of", "the first of May", *base])
-    assert result.exit_code == 1 and "is not a date" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "is not a date" in " ".join(result.output.split())  # a usage mistake
 
 
 def test_kizashi_catches_interest_episodes_and_beats_the_base_rate(world):
