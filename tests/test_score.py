@@ -17,7 +17,7 @@ from signals.labels import purchase_within
 from signals.settings import load_settings
 from signals.simulate import simulate_crm
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("score_world")]  # one worker builds the world
 
 
 @pytest.fixture(scope="module")
