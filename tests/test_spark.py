@@ -1,0 +1,282 @@
+"""Spark in local mode: the same features, labels, training sets and scores as the pandas path.
+
+One SparkSession (``local[2]``, 3 shuffle partitions, no UI) serves the module; every test of it
+runs in one xdist worker (group ``spark``). The world is small (300 simulated customers over two
+years, the demo config: Tokyo cutoffs, static customer attributes), plus customers absent from
+the events, customers without events and one customer with 1M events. Skipped only when PySpark
+is not installed (the ``spark`` extra); a missing Java runtime is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyspark", reason="pyspark is not installed: install the spark extra (pip install -e '.[spark]')")
+
+from pyspark.sql import functions as F  # noqa: E402
+
+from signals import spark as ss  # noqa: E402
+from signals.cutoffs import scoring_cutoffs, training_cutoffs  # noqa: E402
+from signals.dataset import build_training_set  # noqa: E402
+from signals.errors import DataError  # noqa: E402
+from signals.features.matrix import build_features  # noqa: E402
+from signals.features.spec import FeatureSpec  # noqa: E402
+from signals.labels import label_cutoffs  # noqa: E402
+from signals.settings import LightGBMSettings, load_settings  # noqa: E402
+from signals.simulate import simulate_crm  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("spark")
+
+ATOL = 1e-9
+GHOSTS = ["ghost-1", "ghost-2", "00042"]  # cutoffs for customers absent from the events
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = ss.spark_session("local[2]", shuffle_partitions=3, app_name="signals-tests")
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def world():
+    settings = load_settings("configs/demo.yaml", ["simulate.n_customers=300", "simulate.start=2024-01-01"])
+    sim = simulate_crm(settings)
+    spec = FeatureSpec.from_settings(settings)
+    cutoffs = training_cutoffs(sim.events, horizon_days=90, n_cutoffs=4, timezone=settings.timezone,
+                               customers=sim.customers)
+    ghosts = pd.DataFrame({"customer_id": np.repeat(GHOSTS, 2), "cutoff": np.tile(cutoffs["cutoff"].unique()[:2], 3)})
+    cutoffs = pd.concat([cutoffs, ghosts], ignore_index=True)
+    # customers in the customers table but without a single event
+    silent = pd.DataFrame({"customer_id": ["silent-1", "silent-2"], "first_seen": pd.Timestamp("2024-02-01", tz="UTC"),
+                           "industry": ["retail", None], "size_band": "1-9", "employees": [5, 7],
+                           "segment": "SMB", "region": "Kanto"})
+    customers = pd.concat([sim.customers.astype({"customer_id": str}), silent], ignore_index=True)
+    cutoffs = pd.concat([cutoffs, pd.DataFrame({"customer_id": ["silent-1", "silent-2"],
+                                                "cutoff": cutoffs["cutoff"].iloc[-1]})], ignore_index=True)
+    return settings, spec, sim.events, cutoffs, customers
+
+
+def to_spark(spark, frame: pd.DataFrame):
+    """Categoricals as text; UTC instants as naive UTC (the session's time zone is UTC)."""
+    frame = frame.copy()
+    for column, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype(str)
+        elif isinstance(dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return spark.createDataFrame(frame)
+
+
+@pytest.fixture(scope="module")
+def spark_world(spark, world):
+    _, _, events, cutoffs, customers = world
+    return to_spark(spark, events), to_spark(spark, cutoffs), to_spark(spark, customers)
+
+
+def types(schema) -> list[tuple[str, str]]:
+    return [(f.name, f.dataType.simpleString()) for f in schema.fields]
+
+
+def _text(series: pd.Series) -> list:
+    return [None if pd.isna(v) else str(v) for v in series.astype(object)]
+
+
+def assert_same(expected: pd.DataFrame, got: pd.DataFrame, *, keys=("customer_id", "cutoff")) -> dict:
+    """Every row and column equal: text exactly, instants exactly, numbers to ATOL (NaN == NaN)."""
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(expected)
+    expected = expected.assign(customer_id=_text(expected["customer_id"]))
+    expected = expected.sort_values(list(keys)).reset_index(drop=True)
+    got = got.assign(cutoff=pd.to_datetime(got["cutoff"], utc=True)).sort_values(list(keys)).reset_index(drop=True)
+    worst = {}
+    for column in expected.columns:
+        want, have = expected[column], got[column]
+        if column == "cutoff":
+            assert (want.dt.as_unit("ns").array.asi8 == have.dt.as_unit("ns").array.asi8).all()
+        elif isinstance(want.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(want.dtype):
+            assert _text(want) == _text(have), column
+        else:
+            a, b = want.to_numpy(np.float64), have.to_numpy(np.float64)
+            assert np.array_equal(np.isnan(a), np.isnan(b)), column
+            diff = float(np.max(np.abs(a - b), initial=0.0, where=~np.isnan(a)))
+            assert diff <= ATOL, (column, diff)
+            worst[column] = diff
+    return worst
+
+
+def test_features_equal_pandas_for_every_row_and_column(spark, world, spark_world):
+    settings, spec, events, cutoffs, customers = world
+    expected = build_features(events, cutoffs, spec, customers=customers)
+    sdf = ss.build_features_spark(spark_world[0], spark_world[1], spec, customers=spark_world[2])
+    assert types(sdf.schema) == types(ss.schema_of(expected))  # same columns and types, known before running
+    assert types(sdf.schema) == types(ss.feature_schema(spec, spark_world[2].schema))
+    got = sdf.toPandas()
+    worst = assert_same(expected, got)
+    print(f"\nfeatures: {len(got)} rows x {len(got.columns) - 2} columns equal; max |spark - pandas| = "
+          f"{max(worst.values()):.3g} over {len(worst)} numeric columns")
+    by_id = got.set_index("customer_id")
+    assert (by_id.loc[GHOSTS, "freq__all__365d"] == 0).all()           # absent from the events
+    assert by_id.loc[GHOSTS, "recency__all__days"].isna().all()
+    assert by_id.loc[GHOSTS, "static__segment__attr"].isna().all()     # and from the customers table
+    assert (by_id.loc[["silent-1", "silent-2"], "freq__all__365d"] == 0).all()
+    assert list(by_id.loc[["silent-1", "silent-2"], "static__segment__attr"]) == ["SMB", "SMB"]
+
+
+def test_bucket_count_does_not_change_a_value(spark, world, spark_world):
+    _, spec, events, cutoffs, customers = world
+    expected = build_features(events, cutoffs, spec, customers=customers)
+    got = ss.build_features_spark(spark_world[0], spark_world[1], spec, customers=spark_world[2], buckets=1,
+                                  validate=False).toPandas()
+    assert_same(expected, got)
+
+
+def test_buckets_with_events_but_no_cutoffs_give_no_rows(spark, world, spark_world):
+    _, spec, events, cutoffs, customers = world
+    few = cutoffs[cutoffs["customer_id"].isin(["ghost-1", str(events["customer_id"].iloc[0])])]
+    expected = build_features(events, few, spec, customers=customers)
+    got = ss.build_features_spark(spark_world[0], to_spark(spark, few), spec, customers=spark_world[2], buckets=16,
+                                  validate=False).toPandas()
+    assert_same(expected, got)
+
+
+@pytest.mark.parametrize("task", ["churn", "purchase"])
+def test_labels_equal_pandas(spark, world, spark_world, task):
+    settings, _, events, cutoffs, _ = world
+    expected = label_cutoffs(events, cutoffs, task, labels=settings.labels, catalog=settings.catalog)
+    sdf = ss.label_cutoffs_spark(spark_world[0], spark_world[1], task, labels=settings.labels, catalog=settings.catalog)
+    got = sdf.toPandas()
+    assert_same(expected[["customer_id", "cutoff", "eligible", "label"]], got)
+    assert got["eligible"].sum() > 0 and got["label"].sum() > 0
+    print(f"\n{task} labels: {len(got)} rows equal ({int(got['eligible'].sum())} eligible, "
+          f"{int(got['label'].sum())} positive)")
+
+
+def test_training_set_equals_pandas(spark, world, spark_world):
+    settings, spec, events, cutoffs, customers = world
+    expected = build_training_set(events, cutoffs, spec, task="purchase", labels=settings.labels, customers=customers)
+    sdf = ss.build_training_set_spark(*spark_world[:2], spec, task="purchase", labels=settings.labels,
+                                      customers=spark_world[2])
+    assert types(sdf.schema) == types(ss.schema_of(expected))
+    assert_same(expected, sdf.toPandas())
+
+
+def test_cutoffs_on_the_cluster_equal_pandas(spark, world, spark_world):
+    settings, _, events, _, customers = world
+    expected = training_cutoffs(events, horizon_days=60, n_cutoffs=5, frequency="monthly", timezone=settings.timezone,
+                                customers=customers, min_history_days=30)
+    got, instants = ss.training_cutoffs_spark(spark_world[0], horizon_days=60, n_cutoffs=5, frequency="monthly",
+                                              timezone=settings.timezone, customers=spark_world[2], min_history_days=30)
+    assert list(instants) == sorted(expected["cutoff"].unique())
+    assert_same(expected, got.toPandas())
+    expected = scoring_cutoffs(events, "2025-06-01", timezone=settings.timezone, customers=customers)
+    got, _ = ss.scoring_cutoffs_spark(spark_world[0], "2025-06-01", timezone=settings.timezone, customers=spark_world[2])
+    assert_same(expected, got.toPandas())
+
+
+def test_a_customer_with_a_million_events_in_one_partition(spark, world):
+    """1M events of one customer (a touch a minute for ~2 years), built on the cluster from
+    ``spark.range``, in one bucket with other customers; equal to pandas on the same events."""
+    settings, spec, events, _, _ = world
+    n, start_s = 1_000_000, int(pd.Timestamp("2024-01-01", tz="UTC").timestamp())
+    types = list(spec.touchpoints)
+    i = np.arange(n)
+    whale = pd.DataFrame({"customer_id": "whale", "ts": pd.to_datetime(start_s + 60 * i, unit="s", utc=True),
+                          "touchpoint": np.asarray(types, dtype=object)[i % len(types)],
+                          "value": np.where(np.asarray(types)[i % len(types)] == "purchase", 100.0, 0.0)})
+    others = events[events["customer_id"].isin(events["customer_id"].unique()[:20])]
+    instants = pd.date_range("2024-03-01", "2025-11-01", freq="4MS", tz="UTC")
+    cutoffs = pd.DataFrame({"customer_id": np.repeat(["whale", *others["customer_id"].unique()[:5].astype(str)],
+                                                     len(instants)),
+                            "cutoff": np.tile(instants, 6)})
+    spec = spec.model_copy(update={"families": tuple(f for f in spec.families if f != "static"),
+                                   "features": spec.features.model_copy(update={"static_columns": ()})})
+    expected = build_features(pd.concat([whale, others.astype({"customer_id": str})], ignore_index=True), cutoffs, spec)
+
+    ids = spark.range(n)
+    whale_sdf = ids.select(
+        F.lit("whale").alias("customer_id"),
+        F.timestamp_seconds(F.lit(start_s) + F.col("id") * 60).alias("ts"),
+        F.element_at(F.array(*[F.lit(t) for t in types]), (F.col("id") % len(types) + 1).cast("int")).alias("touchpoint"),
+    ).withColumn("value", F.when(F.col("touchpoint") == "purchase", 100.0).otherwise(0.0))
+    sdf_events = whale_sdf.unionByName(to_spark(spark, others.drop(columns="source")))
+    got = ss.build_features_spark(sdf_events, to_spark(spark, cutoffs), spec, buckets=2).toPandas()
+    assert_same(expected, got)
+    assert got.loc[got["customer_id"] == "whale", "freq__all__365d"].max() == 365 * 24 * 60
+
+
+def _bundle(tmp_path, world):
+    """A small model bundle in the layout of ``signals train`` (model/ + spec.json)."""
+    from signals.modeling.estimators import SignalModel
+
+    settings, spec, events, cutoffs, customers = world
+    points = {name: tp.prior_points for name, tp in settings.catalog.items()}
+    spec = spec.with_learned_points(points, 30)
+    data = build_training_set(events, cutoffs, spec, task="purchase", labels=settings.labels, customers=customers)
+    features = [c for c in data.columns if c.count("__") == 2]
+    cut = sorted(data["cutoff"].unique())[-1]
+    train, valid = data[data["cutoff"] < cut], data[data["cutoff"] == cut]
+    model = SignalModel(LightGBMSettings(n_estimators=40, min_child_samples=10, num_threads=1), calibration="sigmoid")
+    model.fit(train[features], train["label"], valid[features], valid["label"])
+    model.save(tmp_path / "purchase" / "model")
+    (tmp_path / "purchase" / "spec.json").write_text(spec.to_json(), encoding="utf-8")
+    return tmp_path / "purchase", model, spec
+
+
+def test_scores_equal_pandas(spark, world, spark_world, tmp_path):
+    _, _, events, cutoffs, customers = world
+    bundle, model, spec = _bundle(tmp_path, world)
+    X = build_features(events, cutoffs, spec, customers=customers)
+    expected = pd.DataFrame({"customer_id": X["customer_id"], "cutoff": X["cutoff"], "score": model.probability(X)})
+    got = ss.score_spark(*spark_world[:2], bundle, customers=spark_world[2]).toPandas()
+    worst = assert_same(expected, got)
+    print(f"\nscores: {len(got)} rows equal; max |spark - pandas| = {worst['score']:.3g}")
+    assert got["score"].between(0, 1).all() and got["score"].std() > 0
+
+
+def test_bad_input_is_a_clear_error_before_any_group_runs(spark, world, spark_world):
+    _, spec, events, cutoffs, _ = world
+    bad_events = spark_world[0].withColumn(
+        "touchpoint", F.when(F.col("touchpoint") == "webinar", F.lit("webinarr")).otherwise(F.col("touchpoint")))
+    with pytest.raises(DataError, match=r"not in the catalog \(webinarr"):
+        ss.build_features_spark(bad_events, spark_world[1], spec, customers=spark_world[2])
+    half_second = spark_world[1].withColumn("cutoff", F.col("cutoff") + F.expr("INTERVAL 500 MILLISECONDS"))
+    with pytest.raises(DataError, match="whole seconds"):
+        ss.build_features_spark(spark_world[0], half_second, spec, customers=spark_world[2])
+    with pytest.raises(DataError, match="duplicate"):
+        ss.build_features_spark(spark_world[0], spark_world[1].unionByName(spark_world[1].limit(1)), spec,
+                                customers=spark_world[2])
+    with pytest.raises(DataError, match="customers table"):
+        ss.build_features_spark(spark_world[0], spark_world[1], spec)
+    with pytest.raises(DataError, match="must be a timestamp"):
+        ss.build_features_spark(spark_world[0].withColumn("ts", F.col("ts").cast("string")), spark_world[1], spec,
+                                customers=spark_world[2])
+
+
+@pytest.mark.slow
+def test_cli_features_engine_spark_equals_the_pandas_engine(spark, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from signals.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    small = ["-c", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
+             "--set", "simulate.n_customers=150", "--set", "simulate.start=2024-06-01", "--set", "cutoffs.n_training=3"]
+    assert runner.invoke(app, ["simulate", *small, "--no-messy", "--no-progress"]).exit_code == 0
+    for engine, out in (("pandas", "data/pandas.parquet"), ("spark", "data/spark.parquet")):
+        result = runner.invoke(app, ["features", *small, "--engine", engine, "--out", out])
+        assert result.exit_code == 0, result.output
+        assert "features, 3 cutoff(s)" in result.output
+    expected = pd.read_parquet(tmp_path / "data" / "pandas.parquet")
+    got = pd.read_parquet(tmp_path / "data" / "spark.parquet")
+    assert_same(expected, got)
+    result = runner.invoke(app, ["features", *small, "--engine", "spark", "--as-of", "2025-12-01", "--out", "data/today.parquet"])
+    assert result.exit_code == 0, result.output
+    today = pd.read_parquet(tmp_path / "data" / "today.parquet")
+    assert today["customer_id"].is_unique and (today["cutoff"] == pd.Timestamp("2025-11-30 15:00", tz="UTC")).all()
