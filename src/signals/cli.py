@@ -256,6 +256,13 @@ def features_command(
         Path | None,
         typer.Option("--out", help="Where to write the matrix (.parquet or .csv); default: paths.features."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="pandas (one machine) or spark: the same builders per group of customers on "
+                                      "Spark, reading Parquet paths (local or s3a://, abfss://, dbfs:/ ...) and writing "
+                                      "a Parquet folder; inside spark-submit or Databricks it uses their session, "
+                                      "otherwise local[*]. Needs the spark extra and Java 17+."),
+    ] = "pandas",
 ) -> None:
     """Build the point-in-time feature matrix from paths.events.
 
@@ -263,10 +270,12 @@ def features_command(
     """
     from signals.jobs.features import run_features
 
+    if engine not in ("pandas", "spark"):
+        fail(f"--engine must be pandas or spark, got {engine!r}", code=2)
     settings = load_cli_settings(config, overrides)
-    run = run_features(settings, as_of=as_of, out=out)
+    run = run_features(settings, as_of=as_of, out=out, engine=engine)
     first, last = run.cutoffs[0], run.cutoffs[-1]
-    console.print(f"{len(run.features):,} rows x {run.n_features} features, {len(run.cutoffs)} cutoff(s) "
+    console.print(f"{run.n_rows:,} rows x {run.n_features} features, {len(run.cutoffs)} cutoff(s) "
                   f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC -> {run.path} ({run.seconds:.1f} s)")
 
 

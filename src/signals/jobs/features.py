@@ -30,6 +30,10 @@ class FeaturesRun:
     def n_features(self) -> int:
         return len(feature_columns(self.features))
 
+    @property
+    def n_rows(self) -> int:
+        return len(self.features)
+
 
 def load_events(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The events (required) and the customers table (when the file exists) of ``settings.paths``.
@@ -53,10 +57,13 @@ def run_features(
     as_of: str | None = None,
     horizon_days: float | None = None,
     out: Path | None = None,
+    engine: str = "pandas",
 ) -> FeaturesRun:
     """Build features for the training grid (``cutoffs`` settings, leaving ``horizon_days`` of
     labels, default the longer task horizon) or, with ``as_of``, for every customer at that instant;
     write them to ``out`` (default ``paths.features``), whole or not at all, one run at a time.
+    ``engine="spark"`` runs the same builders on Spark
+    (:func:`signals.jobs.spark.run_features_spark`, a Parquet dataset folder).
 
     Raises
     ------
@@ -65,6 +72,12 @@ def run_features(
     OutputError
         Another run is writing the same file, or it cannot be written.
     """
+    if engine == "spark":
+        from signals.jobs.spark import run_features_spark
+
+        return run_features_spark(settings, as_of=as_of, horizon_days=horizon_days, out=out)
+    if engine != "pandas":
+        raise ValueError(f"engine must be 'pandas' or 'spark', got {engine!r}")
     started = time.perf_counter()
     target = Path(out or settings.paths.features)
     with folder_lock(target, what="signals features"):
