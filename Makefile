@@ -9,6 +9,8 @@ export DO_NOT_TRACK := true
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
+# the extras every dev install and CI get (spark: the Spark tests run in `make test`, needing Java 17+)
+EXTRAS := dev,cdnow,spark
 .PHONY: help setup system-deps demo test test-fast lint bench measure lock clean
 
 help: ## list the targets
@@ -18,10 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "signals needs Python >= 3.11, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cdnow]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install signals with its test tools
+setup: $(STAMP) ## create .venv and install signals with its test tools (and the spark extra)
 
 # Real servers for the integration tests (PostgreSQL, a JRE for Spark, headless Chromium), from
 # Debian's packages; only what is missing is installed. Without them those tests skip with a reason.
@@ -61,7 +63,7 @@ measure: $(STAMP) ## model figures: simulator (known truth) and CDNOW (real purc
 lock: ## refresh constraints.txt from a clean install of the current dependency ranges
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/python -m pip install --quiet --upgrade pip
-	.lockvenv/bin/python -m pip install --quiet -e ".[dev,cdnow]"
+	.lockvenv/bin/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	.lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^signals' > constraints.txt
 	rm -rf .lockvenv
 
