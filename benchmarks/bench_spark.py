@@ -1,0 +1,322 @@
+"""Benchmark: features on Spark (``local[2]``) against the pandas path, and the driver's memory.
+
+Workload (defaults): the simulator with 100k customers over 3 years (about 10M touchpoints) and
+the first 10% of its customers (about 1M touchpoints), 12 monthly cutoffs that leave a 90-day
+label horizon, every default feature family. Each engine and size runs in its own fresh process
+reading the same Parquet files, so every peak RSS is that run's own. Prints JSON:
+
+    python benchmarks/bench_spark.py [--customers 100000] [--repeat 3] [--buckets 8]
+
+- **pandas**: ``read_events`` + ``build_features`` + ``write_table`` (what ``signals features``
+  does once the cutoffs are known); ``build_seconds`` is ``build_features`` alone.
+- **spark**: a ``local[2]`` session; ``end_to_end_seconds`` is the validation jobs
+  (``validate_seconds``) + features written to Parquet (``features_parquet_seconds``; reading the
+  input Parquet is lazy, so it is inside). ``first_run_seconds`` is the first job of the fresh
+  session (JIT, Python workers starting and importing ``signals``), not in the medians. Where the
+  time goes, from separate jobs on the same data (large size): ``shuffle_only_seconds`` (events
+  and cutoffs shuffled by customer bucket and handed to Python through Arrow, with a trivial
+  function: the cost of the mechanism), ``features_noop_seconds`` (features computed and
+  returned through Arrow, nothing written) and ``build_features_task_seconds`` (seconds inside
+  ``build_features`` summed over all tasks, from an accumulator; two tasks run at once).
+- **driver memory**: the Python driver's peak RSS (where ``collect()`` / ``toPandas()`` would
+  land) and the JVM's (in local mode the JVM is the driver *and* the executors, so it holds the
+  shuffle buffers too, within ``spark.driver.memory``), at both sizes; the Python workers' peak
+  (executor side, sampled every 0.2 s) for scale. ``rss_ratio_10x`` = peak at the large size over
+  the peak at the small one.
+- **equality**: the Spark output at the large size read back and compared with the pandas
+  features, every row and column (``max_abs_diff``).
+
+``ratio`` = spark median / pandas median, measured in the same invocation. The machine is shared:
+``load_average`` is sampled before and after each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that across
+    fork + exec, so a worker would report its parent's peak (the whole simulated world)."""
+    return _hwm_mb(os.getpid()) or float("nan")
+
+
+def _hwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+class _WorkerSampler:
+    """Peak RSS of the Python worker processes (descendants of the JVM), sampled in a thread."""
+
+    def __init__(self, jvm_pid: int) -> None:
+        import psutil
+
+        self.jvm = psutil.Process(jvm_pid)
+        self.peak_total = 0.0
+        self.peak_single = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0.0
+            try:
+                children = self.jvm.children(recursive=True)
+            except psutil.Error:
+                children = []
+            for child in children:
+                try:
+                    rss = child.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                total += rss
+                self.peak_single = max(self.peak_single, rss)
+            self.peak_total = max(self.peak_total, total)
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def pandas_worker(folder: Path, repeat: int, compare: Path | None) -> dict:
+    from signals.features.matrix import build_features, feature_columns
+    from signals.features.spec import FeatureSpec
+    from signals.io.tables import read_events, read_table, write_table
+    from signals.schemas import check_cutoffs
+    from signals.settings import load_settings
+
+    spec = FeatureSpec.from_settings(load_settings())
+    runs, builds = [], []
+    out = None
+    for i in range(repeat):
+        started = time.perf_counter()
+        events = read_events(folder / "events.parquet", spec.touchpoints)
+        cutoffs = check_cutoffs(read_table(folder / "cutoffs.parquet"))
+        built = time.perf_counter()
+        out = build_features(events, cutoffs, spec, validate=False)
+        builds.append(time.perf_counter() - built)
+        write_table(out, folder / f"pandas-{i}.parquet")
+        runs.append(time.perf_counter() - started)
+        print(f"pandas run {i + 1}/{repeat}: {runs[-1]:.1f} s (build {builds[-1]:.1f} s)", file=sys.stderr, flush=True)
+        del events
+    result = {"runs": [round(r, 2) for r in runs], "seconds_median": round(statistics.median(runs), 2),
+              "build_seconds_median": round(statistics.median(builds), 2), "rows": len(out),
+              "features": len(feature_columns(out)), "peak_rss_mb": round(_peak_rss_mb(), 1)}  # before comparing
+    if compare is not None:
+        result["equality"] = _compare(out, pd.read_parquet(compare))
+    return result
+
+
+def _compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict:
+    """Every row and column of the Spark output against the pandas features."""
+    keys = ["customer_id", "cutoff"]
+    expected = expected.assign(customer_id=expected["customer_id"].astype(str)).sort_values(keys, ignore_index=True)
+    got = got.assign(cutoff=pd.to_datetime(got["cutoff"], utc=True)).sort_values(keys, ignore_index=True)
+    same_keys = bool((expected["customer_id"].to_numpy() == got["customer_id"].to_numpy()).all()
+                     and (expected["cutoff"].dt.as_unit("ns").array.asi8 == got["cutoff"].dt.as_unit("ns").array.asi8).all())
+    worst, nan_mismatch = 0.0, 0
+    for column in expected.columns[2:]:
+        a, b = expected[column].to_numpy(np.float64), got[column].to_numpy(np.float64)
+        nan_mismatch += int((np.isnan(a) != np.isnan(b)).sum())
+        worst = max(worst, float(np.max(np.abs(a - b), initial=0.0, where=~np.isnan(a) & ~np.isnan(b))))
+    return {"rows": len(expected), "same_rows_and_columns": same_keys and list(expected.columns) == list(got.columns)
+            and len(expected) == len(got), "nan_mismatches": nan_mismatch, "max_abs_diff": worst}
+
+
+def spark_worker(folder: Path, repeat: int, buckets: int, decompose: bool) -> dict:
+    from signals import spark as ss
+    from signals.features.matrix import build_features
+    from signals.features.spec import FeatureSpec
+    from signals.settings import load_settings
+
+    spec = FeatureSpec.from_settings(load_settings())
+    started = time.perf_counter()
+    spark = ss.spark_session("local[2]", shuffle_partitions=buckets, app_name="bench-spark")
+    spark.sparkContext.setLogLevel("ERROR")
+    session_seconds = time.perf_counter() - started
+    jvm_pid = spark.sparkContext._gateway.proc.pid
+
+    def inputs():
+        return (ss.read_parquet_spark(spark, folder / "events.parquet"),
+                ss.read_parquet_spark(spark, folder / "cutoffs.parquet"))
+
+    seconds_in_builder = spark.sparkContext.accumulator(0.0)
+
+    def timed(events_pdf, cutoffs_pdf):
+        t = time.perf_counter()
+        out = build_features(events_pdf, cutoffs_pdf, spec)
+        seconds_in_builder.add(time.perf_counter() - t)
+        return out
+
+    schema = ss.feature_schema(spec)
+    keys = ss.schema_of(pd.DataFrame({"customer_id": pd.Series([], dtype=object),
+                                      "cutoff": pd.Series([], dtype="datetime64[ns, UTC]")}))
+    result: dict = {"session_seconds": round(session_seconds, 2), "buckets": buckets}
+    with _WorkerSampler(jvm_pid) as sampler:
+        events, cutoffs = inputs()
+        t = time.perf_counter()  # cold: JIT, Python workers starting and importing signals
+        ss.build_features_spark(events, cutoffs, spec, buckets=buckets, validate=False) \
+          .write.format("noop").mode("overwrite").save()
+        result["first_run_seconds"] = round(time.perf_counter() - t, 2)
+        parts: dict[str, list[float]] = {k: [] for k in ("validate", "shuffle_only", "features_noop",
+                                                         "build_features_task", "features_parquet", "end_to_end")}
+        for i in range(repeat):
+            events, cutoffs = inputs()
+            t = time.perf_counter()
+            ss.check_events_spark(events, spec.touchpoints)
+            ss.check_cutoffs_spark(cutoffs)
+            parts["validate"].append(time.perf_counter() - t)
+            if decompose:
+                t = time.perf_counter()
+                ss.map_customer_groups(events, cutoffs, lambda e, c: c, keys, buckets=buckets) \
+                  .write.format("noop").mode("overwrite").save()
+                parts["shuffle_only"].append(time.perf_counter() - t)
+                before = seconds_in_builder.value
+                t = time.perf_counter()
+                ss.map_customer_groups(events, cutoffs, timed, schema, buckets=buckets) \
+                  .write.format("noop").mode("overwrite").save()
+                parts["features_noop"].append(time.perf_counter() - t)
+                parts["build_features_task"].append(seconds_in_builder.value - before)
+            t = time.perf_counter()
+            ss.build_features_spark(events, cutoffs, spec, buckets=buckets, validate=False) \
+              .write.mode("overwrite").parquet(str(folder / "spark-out"))
+            parts["features_parquet"].append(time.perf_counter() - t)
+            parts["end_to_end"].append(parts["validate"][-1] + parts["features_parquet"][-1])
+            print(f"spark run {i + 1}/{repeat}: {parts['end_to_end'][-1]:.1f} s", file=sys.stderr, flush=True)
+        result["runs"] = [round(r, 2) for r in parts["end_to_end"]]
+        result |= {f"{k}_seconds_median": round(statistics.median(v), 2) for k, v in parts.items() if v}
+        rows = spark.read.parquet(str(folder / "spark-out")).count()
+    result |= {
+        "rows": rows,
+        "python_driver_peak_rss_mb": round(_peak_rss_mb(), 1),
+        "jvm_peak_rss_mb": round(_hwm_mb(jvm_pid) or float("nan"), 1),
+        "python_workers_peak_rss_mb": {"sum": round(sampler.peak_total, 1), "largest": round(sampler.peak_single, 1)},
+        "spark_driver_memory": spark.conf.get("spark.driver.memory", "1g"),
+        "events_collected_to_driver": False,
+    }
+    spark.stop()
+    return result
+
+
+def _run(args: list[str]) -> dict:
+    cmd = [sys.executable, __file__, *args]
+    load_before = os.getloadavg()
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    for line in done.stderr.splitlines():
+        if "run " in line and ("pandas" in line or "spark" in line):
+            print(line, file=sys.stderr, flush=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["load_average"] = {"before": [round(x, 1) for x in load_before], "after": [round(x, 1) for x in os.getloadavg()]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--cutoffs", type=int, default=12)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--buckets", type=int, default=8, help="customer groups (= shuffle partitions)")
+    parser.add_argument("--worker", choices=["pandas", "spark"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--compare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--decompose", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "pandas":
+        print(json.dumps(pandas_worker(args.folder, args.repeat, args.compare)))
+        return
+    if args.worker == "spark":
+        print(json.dumps(spark_worker(args.folder, args.repeat, args.buckets, args.decompose)))
+        return
+
+    from signals.cutoffs import training_cutoffs
+    from signals.settings import load_settings
+    from signals.simulate import simulate_crm
+
+    settings = load_settings(overrides=[f"simulate.n_customers={args.customers}"])
+    world = simulate_crm(settings)
+    events = world.events
+    small_ids = world.customers["customer_id"].astype(str).iloc[: args.customers // 10]
+    sizes = {"small": events[events["customer_id"].astype(str).isin(set(small_ids))], "large": events}
+    del world
+    result: dict = {"benchmark": "spark_features", "customers": args.customers, "cutoffs": args.cutoffs,
+                    "repeat": args.repeat, "sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, frame in sizes.items():
+            folder = Path(tmp) / name
+            folder.mkdir()
+            frame = frame.reset_index(drop=True)
+            frame.to_parquet(folder / "events.parquet")
+            training_cutoffs(frame, horizon_days=90, n_cutoffs=args.cutoffs, timezone=settings.timezone) \
+                .to_parquet(folder / "cutoffs.parquet")
+            result["sizes"][name] = {"events": len(frame)}
+        del sizes, events, frame
+        for name in ("small", "large"):
+            folder = Path(tmp) / name
+            large = name == "large"
+            repeat = args.repeat
+            print(f"{name}: {result['sizes'][name]['events']:,} events", file=sys.stderr, flush=True)
+            spark = _run(["--worker", "spark", "--folder", str(folder), "--repeat", str(repeat),
+                          "--buckets", str(args.buckets), *(["--decompose"] if large else [])])
+            pandas_args = ["--worker", "pandas", "--folder", str(folder), "--repeat", str(repeat)]
+            if large:
+                pandas_args += ["--compare", str(folder / "spark-out")]
+            pandas_run = _run(pandas_args)
+            result["sizes"][name] |= {"rows": pandas_run["rows"], "features": pandas_run["features"],
+                                      "spark": spark, "pandas": pandas_run,
+                                      "ratio_spark_over_pandas": round(spark["end_to_end_seconds_median"]
+                                                                       / pandas_run["seconds_median"], 2)}
+    small, large = result["sizes"]["small"]["spark"], result["sizes"]["large"]["spark"]
+    result["driver_memory"] = {
+        "events_small": result["sizes"]["small"]["events"], "events_large": result["sizes"]["large"]["events"],
+        "python_driver_peak_rss_mb": [small["python_driver_peak_rss_mb"], large["python_driver_peak_rss_mb"]],
+        "jvm_peak_rss_mb": [small["jvm_peak_rss_mb"], large["jvm_peak_rss_mb"]],
+        "python_driver_rss_ratio_10x": round(large["python_driver_peak_rss_mb"] / small["python_driver_peak_rss_mb"], 2),
+        "jvm_rss_ratio_10x": round(large["jvm_peak_rss_mb"] / small["jvm_peak_rss_mb"], 2),
+        "pandas_peak_rss_mb": [result["sizes"]["small"]["pandas"]["peak_rss_mb"],
+                               result["sizes"]["large"]["pandas"]["peak_rss_mb"]],
+    }
+    import pyspark
+
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "pandas": pd.__version__,
+                         "pyspark": pyspark.__version__, "java": _java_version()}
+    print(json.dumps(result))
+
+
+def _java_version() -> str:
+    try:
+        done = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+        return done.stderr.splitlines()[0] if done.stderr else "unknown"
+    except OSError:
+        return "missing"
+
+
+if __name__ == "__main__":
+    main()
