@@ -55,6 +55,7 @@ bench: $(STAMP) ## run the speed benchmarks (JSON on stdout; features ~20 min wi
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_views.py
 	$(BIN)/python benchmarks/bench_scoring.py
+	$(BIN)/python benchmarks/bench_spark.py
 
 measure: $(STAMP) ## model figures: simulator (known truth) and CDNOW (real purchases), JSON + tables
 	$(BIN)/python benchmarks/simulator_models.py

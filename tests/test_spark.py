@@ -9,6 +9,8 @@ is not installed (the ``spark`` extra); a missing Java runtime is an error, not 
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,8 @@ GHOSTS = ["ghost-1", "ghost-2", "00042"]  # cutoffs for customers absent from th
 
 @pytest.fixture(scope="module")
 def spark():
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.fail("no Java runtime for the Spark tests: run `make system-deps` (Debian's default-jre-headless)")
     session = ss.spark_session("local[2]", shuffle_partitions=3, app_name="signals-tests")
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -275,6 +279,7 @@ def test_cli_features_engine_spark_equals_the_pandas_engine(spark, tmp_path, mon
         assert "features, 3 cutoff(s)" in result.output
     expected = pd.read_parquet(tmp_path / "data" / "pandas.parquet")
     got = pd.read_parquet(tmp_path / "data" / "spark.parquet")
+    assert isinstance(got["cutoff"].dtype, pd.DatetimeTZDtype)  # UTC instants, as the pandas engine writes
     assert_same(expected, got)
     result = runner.invoke(app, ["features", *small, "--engine", "spark", "--as-of", "2025-12-01", "--out", "data/today.parquet"])
     assert result.exit_code == 0, result.output

@@ -107,12 +107,14 @@ def spark_session(
 
     Local masters run the Python workers with this interpreter (so they import the same
     ``signals``); the web UI is off, the session time zone is UTC (display only: instants travel
-    as epoch microseconds) and Arrow is on for ``toPandas``. An existing session is returned as
-    it is.
+    as epoch microseconds), Arrow is on for ``toPandas`` and Parquet timestamps are written as UTC
+    instants (``TIMESTAMP_MICROS``: pandas reads them back tz-aware, not naive ``INT96``). An
+    existing session is returned as it is.
     """
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"))
     if master.startswith("local"):
         builder = (builder.config("spark.ui.enabled", "false")
                    .config("spark.pyspark.python", sys.executable)
@@ -305,11 +307,21 @@ def _customers_frame(pdf: pd.DataFrame, static: Mapping[str, T.DataType]) -> pd.
     if not static:
         return None
     known = pdf[pdf[HAS_CUSTOMER].fillna(False).astype(bool)].drop_duplicates(CUSTOMER_ID)
+    if known.empty:
+        # none of the bucket's customers is in the customers table: one placeholder row that
+        # matches no cutoff row (an id none of them has), all attributes null, so the builder
+        # gets a table of the right columns and every row gets "not found" (NaN / null)
+        placeholder = "\x00no-customer"
+        while placeholder in set(pdf[CUSTOMER_ID]):
+            placeholder += "\x00"
+        known = pd.DataFrame({CUSTOMER_ID: [placeholder], **{name: [None] for name in static}})
     out = pd.DataFrame({CUSTOMER_ID: known[CUSTOMER_ID].astype(object).to_numpy()})
     for name, dtype in static.items():
         values = known[name]
         if isinstance(dtype, T.TimestampType | T.TimestampNTZType):
             out[name] = pd.to_datetime(values.to_numpy(dtype=np.float64), unit="us", utc=True)
+        elif isinstance(dtype, T.NumericType):
+            out[name] = values.to_numpy(dtype=np.float64)
         else:
             out[name] = values.to_numpy()
     return out

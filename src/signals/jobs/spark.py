@@ -11,6 +11,7 @@ written with Spark's own commit protocol (``_SUCCESS`` marks a complete write).
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +54,30 @@ def get_session():
     return spark_session("local[*]")
 
 
+_URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):/(?P<rest>.*)$")
+# object stores whose URIs name a bucket / container: scheme://bucket/key
+_BUCKET_SCHEMES = {"s3", "s3a", "s3n", "gs", "abfs", "abfss", "wasb", "wasbs", "oss", "cos", "r2"}
+
+
 def _is_remote(path: str) -> bool:
-    return "://" in path or path.startswith("dbfs:")
+    return _URI.match(path) is not None
 
 
 def _location(path: Path | str) -> str:
-    """A path as Spark must see it: URIs as they are, local paths absolute (the JVM keeps the
-    working directory it started in)."""
-    path = str(path)
-    return path if _is_remote(path) else str(Path(path).resolve())
+    """A path as Spark must see it: local paths absolute (the JVM keeps the working directory it
+    started in), URIs as they are. Settings hold paths as ``pathlib.Path``, which folds
+    ``s3a://bucket/key`` into ``s3a:/bucket/key``: the bucket's two slashes are put back.
+
+    >>> _location(Path("s3a://crm/events/")), _location("dbfs:/crm/events"), _location("hdfs:///x")
+    ('s3a://crm/events', 'dbfs:/crm/events', 'hdfs:///x')
+    """
+    text = str(path)
+    match = _URI.match(text)
+    if match is None:
+        return str(Path(text).resolve())
+    if match["scheme"].lower() in _BUCKET_SCHEMES and not match["rest"].startswith("/"):
+        return f"{match['scheme']}://{match['rest']}"
+    return text
 
 
 def _exists(spark, path: str) -> bool:
@@ -124,6 +140,7 @@ def run_features_spark(
     spec = FeatureSpec.from_settings(settings)
     features = build_features_spark(events, cutoffs, spec, customers=customers)
     target = _location(out or paths.features)
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # UTC instants, as pandas writes
     if _is_remote(target):
         features.write.mode("overwrite").parquet(target)
     else:
