@@ -11,13 +11,13 @@ reading the same Parquet files, so every peak RSS is that run's own. Prints JSON
   does once the cutoffs are known); ``build_seconds`` is ``build_features`` alone.
 - **spark**: a ``local[2]`` session; ``end_to_end_seconds`` is the validation jobs
   (``validate_seconds``) + features written to Parquet (``features_parquet_seconds``; reading the
-  input Parquet is lazy, so it is inside). ``first_run_seconds`` is the first job of the fresh
-  session (JIT, Python workers starting and importing ``signals``), not in the medians. Where the
-  time goes, from separate jobs on the same data (large size, run once): ``shuffle_only_seconds`` (events
-  and cutoffs shuffled by customer bucket and handed to Python through Arrow, with a trivial
-  function: the cost of the mechanism), ``features_noop_seconds`` (features computed and
-  returned through Arrow, nothing written) and ``build_features_task_seconds`` (seconds inside
-  ``build_features`` summed over all tasks, from an accumulator; two tasks run at once).
+  input Parquet is lazy, so it is inside; the first run also pays the JIT and the Python workers
+  starting). Where the time goes: ``build_features_task_seconds`` (seconds inside
+  ``build_features`` summed over all tasks, from an accumulator; two tasks run at once, so
+  ``build_features_share_of_task_slots`` is that over twice the wall time) and, at the large
+  size, ``shuffle_only_seconds`` (one separate job: events and cutoffs shuffled by customer
+  bucket and handed to Python through Arrow with a trivial function, the cost of the mechanism).
+  The rest is Spark: reading Parquet, the shuffle, Arrow both ways, writing Parquet.
 - **driver memory**: the Python driver's peak RSS (where ``collect()`` / ``toPandas()`` would
   land) and the JVM's (in local mode the JVM is the driver *and* the executors, so it holds the
   shuffle buffers too, within ``spark.driver.memory``), at both sizes; the Python workers' peak
@@ -181,38 +181,33 @@ def spark_worker(folder: Path, repeat: int, buckets: int, decompose: bool) -> di
                                       "cutoff": pd.Series([], dtype="datetime64[ns, UTC]")}))
     result: dict = {"session_seconds": round(session_seconds, 2), "buckets": buckets}
     with _WorkerSampler(jvm_pid) as sampler:
-        events, cutoffs = inputs()
-        t = time.perf_counter()  # cold: JIT, Python workers starting and importing signals
-        ss.build_features_spark(events, cutoffs, spec, buckets=buckets, validate=False) \
-          .write.format("noop").mode("overwrite").save()
-        result["first_run_seconds"] = round(time.perf_counter() - t, 2)
-        parts: dict[str, list[float]] = {k: [] for k in ("validate", "shuffle_only", "features_noop",
-                                                         "build_features_task", "features_parquet", "end_to_end")}
+        parts: dict[str, list[float]] = {k: [] for k in ("validate", "features_parquet", "build_features_task",
+                                                         "end_to_end")}
         for i in range(repeat):
             events, cutoffs = inputs()
             t = time.perf_counter()
             ss.check_events_spark(events, spec.touchpoints)
             ss.check_cutoffs_spark(cutoffs)
             parts["validate"].append(time.perf_counter() - t)
-            if decompose and i == 0:  # once: each job costs minutes at 10M on a shared machine
-                t = time.perf_counter()
-                ss.map_customer_groups(events, cutoffs, lambda e, c: c, keys, buckets=buckets) \
-                  .write.format("noop").mode("overwrite").save()
-                parts["shuffle_only"].append(time.perf_counter() - t)
-                before = seconds_in_builder.value
-                t = time.perf_counter()
-                ss.map_customer_groups(events, cutoffs, timed, schema, buckets=buckets) \
-                  .write.format("noop").mode("overwrite").save()
-                parts["features_noop"].append(time.perf_counter() - t)
-                parts["build_features_task"].append(seconds_in_builder.value - before)
-            t = time.perf_counter()
-            ss.build_features_spark(events, cutoffs, spec, buckets=buckets, validate=False) \
+            before = seconds_in_builder.value
+            t = time.perf_counter()  # = build_features_spark(..., validate=False), with the builder timed
+            ss.map_customer_groups(events, cutoffs, timed, schema, buckets=buckets) \
               .write.mode("overwrite").parquet(str(folder / "spark-out"))
             parts["features_parquet"].append(time.perf_counter() - t)
+            parts["build_features_task"].append(seconds_in_builder.value - before)
             parts["end_to_end"].append(parts["validate"][-1] + parts["features_parquet"][-1])
             print(f"spark run {i + 1}/{repeat}: {parts['end_to_end'][-1]:.1f} s", file=sys.stderr, flush=True)
         result["runs"] = [round(r, 2) for r in parts["end_to_end"]]
-        result |= {f"{k}_seconds_median": round(statistics.median(v), 2) for k, v in parts.items() if v}
+        result |= {f"{k}_seconds_median": round(statistics.median(v), 2) for k, v in parts.items()}
+        # two task slots (local[2]): the share of the slots' time spent inside build_features
+        result["build_features_share_of_task_slots"] = round(
+            statistics.median(parts["build_features_task"]) / (2 * statistics.median(parts["features_parquet"])), 3)
+        if decompose:  # once: the mechanism alone (shuffle by bucket + Arrow to Python and back)
+            events, cutoffs = inputs()
+            t = time.perf_counter()
+            ss.map_customer_groups(events, cutoffs, lambda e, c: c, keys, buckets=buckets) \
+              .write.format("noop").mode("overwrite").save()
+            result["shuffle_only_seconds"] = round(time.perf_counter() - t, 2)
         rows = spark.read.parquet(str(folder / "spark-out")).count()
     result |= {
         "rows": rows,
@@ -229,7 +224,10 @@ def spark_worker(folder: Path, repeat: int, buckets: int, decompose: bool) -> di
 def _run(args: list[str]) -> dict:
     cmd = [sys.executable, __file__, *args]
     load_before = os.getloadavg()
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    if done.returncode:
+        sys.stderr.write(done.stderr[-5000:])
+        raise SystemExit(f"worker failed: {' '.join(args)}")
     for line in done.stderr.splitlines():
         if "run " in line and ("pandas" in line or "spark" in line):
             print(line, file=sys.stderr, flush=True)
@@ -243,6 +241,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--cutoffs", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--large-repeat", type=int, default=None, help="runs at the large size (default --repeat)")
     parser.add_argument("--buckets", type=int, default=8, help="customer groups (= shuffle partitions)")
     parser.add_argument("--worker", choices=["pandas", "spark"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -281,7 +280,7 @@ def main() -> None:
         for name in ("small", "large"):
             folder = Path(tmp) / name
             large = name == "large"
-            repeat = args.repeat
+            repeat = (args.large_repeat or args.repeat) if large else args.repeat
             print(f"{name}: {result['sizes'][name]['events']:,} events", file=sys.stderr, flush=True)
             spark = _run(["--worker", "spark", "--folder", str(folder), "--repeat", str(repeat),
                           "--buckets", str(args.buckets), *(["--decompose"] if large else [])])
