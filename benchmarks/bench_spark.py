@@ -151,7 +151,7 @@ def _compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict:
             and len(expected) == len(got), "nan_mismatches": nan_mismatch, "max_abs_diff": worst}
 
 
-def spark_worker(folder: Path, repeat: int, buckets: int, decompose: bool) -> dict:
+def spark_worker(folder: Path, repeat: int, buckets: int, decompose: bool, driver_memory: str) -> dict:
     from signals import spark as ss
     from signals.features.matrix import build_features
     from signals.features.spec import FeatureSpec
@@ -159,7 +159,7 @@ def spark_worker(folder: Path, repeat: int, buckets: int, decompose: bool) -> di
 
     spec = FeatureSpec.from_settings(load_settings())
     started = time.perf_counter()
-    spark = ss.spark_session("local[2]", shuffle_partitions=buckets, app_name="bench-spark")
+    spark = ss.spark_session("local[2]", shuffle_partitions=buckets, app_name="bench-spark", driver_memory=driver_memory)
     spark.sparkContext.setLogLevel("ERROR")
     session_seconds = time.perf_counter() - started
     jvm_pid = spark.sparkContext._gateway.proc.pid
@@ -242,7 +242,10 @@ def main() -> None:
     parser.add_argument("--cutoffs", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--large-repeat", type=int, default=None, help="runs at the large size (default --repeat)")
-    parser.add_argument("--buckets", type=int, default=8, help="customer groups (= shuffle partitions)")
+    parser.add_argument("--buckets", type=int, default=16, help="customer groups (= shuffle partitions)")
+    parser.add_argument("--driver-memory", default="2g",
+                        help="local mode: the driver JVM also runs the executors (1g ran out at 10M)")
+    parser.add_argument("--sizes", default="small,large", help="which sizes to run (small = 10%% of the customers)")
     parser.add_argument("--worker", choices=["pandas", "spark"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--compare", type=Path, help=argparse.SUPPRESS)
@@ -252,7 +255,7 @@ def main() -> None:
         print(json.dumps(pandas_worker(args.folder, args.repeat, args.compare)))
         return
     if args.worker == "spark":
-        print(json.dumps(spark_worker(args.folder, args.repeat, args.buckets, args.decompose)))
+        print(json.dumps(spark_worker(args.folder, args.repeat, args.buckets, args.decompose, args.driver_memory)))
         return
 
     from signals.cutoffs import training_cutoffs
@@ -277,13 +280,14 @@ def main() -> None:
                 .to_parquet(folder / "cutoffs.parquet")
             result["sizes"][name] = {"events": len(frame)}
         del sizes, events, frame
-        for name in ("small", "large"):
+        for name in args.sizes.split(","):
             folder = Path(tmp) / name
             large = name == "large"
             repeat = (args.large_repeat or args.repeat) if large else args.repeat
             print(f"{name}: {result['sizes'][name]['events']:,} events", file=sys.stderr, flush=True)
             spark = _run(["--worker", "spark", "--folder", str(folder), "--repeat", str(repeat),
-                          "--buckets", str(args.buckets), *(["--decompose"] if large else [])])
+                          "--buckets", str(args.buckets), "--driver-memory", args.driver_memory,
+                          *(["--decompose"] if large else [])])
             pandas_args = ["--worker", "pandas", "--folder", str(folder), "--repeat", str(repeat)]
             if large:
                 pandas_args += ["--compare", str(folder / "spark-out")]
@@ -292,6 +296,10 @@ def main() -> None:
                                       "spark": spark, "pandas": pandas_run,
                                       "ratio_spark_over_pandas": round(spark["end_to_end_seconds_median"]
                                                                        / pandas_run["seconds_median"], 2)}
+            print(f"PARTIAL {name} " + json.dumps(result["sizes"][name]), file=sys.stderr, flush=True)
+    if set(args.sizes.split(",")) != {"small", "large"}:
+        print(json.dumps(result))
+        return
     small, large = result["sizes"]["small"]["spark"], result["sizes"]["large"]["spark"]
     result["driver_memory"] = {
         "events_small": result["sizes"]["small"]["events"], "events_large": result["sizes"]["large"]["events"],
