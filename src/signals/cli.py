@@ -271,7 +271,7 @@ def features_command(
     from signals.jobs.features import run_features
 
     if engine not in ("pandas", "spark"):
-        fail(f"--engine must be pandas or spark, got {engine!r}", code=2)
+        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
     settings = load_cli_settings(config, overrides)
     run = run_features(settings, as_of=as_of, out=out, engine=engine)
     first, last = run.cutoffs[0], run.cutoffs[-1]

@@ -115,7 +115,11 @@ def run_features_spark(
     from signals.io.atomic import atomic_directory, folder_lock
 
     try:
-        from signals.spark import build_features_spark, scoring_cutoffs_spark, training_cutoffs_spark
+        from signals.spark import (
+            build_features_spark,
+            scoring_cutoffs_spark,
+            training_cutoffs_spark,
+        )
     except ImportError as exc:
         raise ConfigError(f"the Spark engine: {exc}") from None
 
