@@ -5,7 +5,7 @@ the first 10% of its customers (about 1M touchpoints), 12 monthly cutoffs that l
 label horizon, every default feature family. Each engine and size runs in its own fresh process
 reading the same Parquet files, so every peak RSS is that run's own. Prints JSON:
 
-    python benchmarks/bench_spark.py [--customers 100000] [--repeat 3] [--buckets 8]
+    python benchmarks/bench_spark.py [--customers 100000] [--repeat 3] [--buckets 64] [--driver-memory 6g] [--sizes small,large]
 
 - **pandas**: ``read_events`` + ``build_features`` + ``write_table`` (what ``signals features``
   does once the cutoffs are known); ``build_seconds`` is ``build_features`` alone.
@@ -242,9 +242,9 @@ def main() -> None:
     parser.add_argument("--cutoffs", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--large-repeat", type=int, default=None, help="runs at the large size (default --repeat)")
-    parser.add_argument("--buckets", type=int, default=16, help="customer groups (= shuffle partitions)")
-    parser.add_argument("--driver-memory", default="2g",
-                        help="local mode: the driver JVM also runs the executors (1g ran out at 10M)")
+    parser.add_argument("--buckets", type=int, default=64, help="customer groups (= shuffle partitions)")
+    parser.add_argument("--driver-memory", default="6g",
+                        help="local mode: the driver JVM also runs the executors (1g and 2g ran out at 10M)")
     parser.add_argument("--sizes", default="small,large", help="which sizes to run (small = 10%% of the customers)")
     parser.add_argument("--worker", choices=["pandas", "spark"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
