@@ -466,6 +466,13 @@ def check_cutoffs_spark(cutoffs: DataFrame) -> None:
         raise DataError(f"cutoffs: duplicate (customer_id, cutoff) rows, e.g. {dup[0][CUSTOMER_ID]!r} at {dup[0][CUTOFF]}")
 
 
+def _per_bucket(spec: FeatureSpec) -> FeatureSpec:
+    """The spec a bucket builds with: the share-of-unmatched-ids check is about the whole table
+    (a bucket may hold only customers without events), so buckets only warn."""
+    features = spec.features.model_copy(update={"max_unmatched_id_fraction": 1.0, "unmatched_ids": "warn"})
+    return spec.model_copy(update={"features": features})
+
+
 def _check_inputs(events: DataFrame, cutoffs: DataFrame, customers: DataFrame | None, touchpoints) -> None:
     check_events_spark(events, touchpoints)
     check_cutoffs_spark(cutoffs)
@@ -514,8 +521,9 @@ def build_features_spark(
     schema = feature_schema(spec, customers.schema if customers is not None else None)
 
     def features(events_pdf: pd.DataFrame, cutoffs_pdf: pd.DataFrame, customers_pdf=None) -> pd.DataFrame:
-        return build_features(events_pdf, cutoffs_pdf, spec, customers=customers_pdf)
+        return build_features(events_pdf, cutoffs_pdf, bucket_spec, customers=customers_pdf)
 
+    bucket_spec = _per_bucket(spec)
     return map_customer_groups(events, cutoffs, features, schema, customers=customers,
                                static_columns=spec.static_columns, buckets=buckets)
 
@@ -579,7 +587,9 @@ def build_training_set_spark(
                            T.StructField(LABEL, T.ByteType(), True)])
 
     def training(events_pdf: pd.DataFrame, cutoffs_pdf: pd.DataFrame, customers_pdf=None) -> pd.DataFrame:
-        return build_training_set(events_pdf, cutoffs_pdf, spec, task=task, labels=labels, customers=customers_pdf)
+        return build_training_set(events_pdf, cutoffs_pdf, bucket_spec, task=task, labels=labels, customers=customers_pdf)
+
+    bucket_spec = _per_bucket(spec)
 
     return map_customer_groups(events, cutoffs, training, schema, customers=customers,
                                static_columns=spec.static_columns, buckets=buckets)
@@ -654,9 +664,11 @@ def score_spark(
     if validate:
         _check_inputs(events, cutoffs, customers if static else None, spec.touchpoints)
 
+    bucket_spec = _per_bucket(spec)
+
     def scores(events_pdf: pd.DataFrame, cutoffs_pdf: pd.DataFrame, customers_pdf=None) -> pd.DataFrame:
         shipped = _load_shipped_model(files)
-        X = build_features(events_pdf, cutoffs_pdf, spec, customers=customers_pdf)
+        X = build_features(events_pdf, cutoffs_pdf, bucket_spec, customers=customers_pdf)
         return pd.DataFrame({CUSTOMER_ID: X[CUSTOMER_ID], CUTOFF: X[CUTOFF], SCORE: shipped.probability(X)})
 
     return map_customer_groups(events, cutoffs, scores, SCORE_SCHEMA, customers=customers,
