@@ -155,6 +155,7 @@ class FeatureSettings(_Frozen):
         description="build_features: share of the cutoffs' customer ids that may have no event at all")
     unmatched_ids: Literal["error", "warn"] = Field(
         default="error", description="what build_features does past max_unmatched_id_fraction")
+    threads: int = Field(default=0, ge=0, description="threads for the per-type work; 0 = the cores available")
 
     @field_validator("windows_days", "trend_lags_days")
     @classmethod

@@ -55,6 +55,7 @@ def build_features(
     customers: pd.DataFrame | None = None,
     index: EventIndex | None = None,
     validate: bool = True,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Build the feature matrix: one row per cutoff row, in the same order.
 
@@ -75,6 +76,9 @@ def build_features(
         Check the events and cutoffs contracts first (skip only for already-validated frames),
         and that the cutoff ids are event ids (:func:`signals.schemas.check_ids_match`, with
         ``spec.features.max_unmatched_id_fraction`` / ``unmatched_ids``).
+    threads : int, optional
+        Threads for the per-type work (0: one per core); default ``spec.features.threads``.
+        The result is the same, bit for bit, for any number of threads.
 
     Returns
     -------
@@ -88,9 +92,10 @@ def build_features(
         cutoffs = check_cutoffs(cutoffs)
         check_ids_match(_event_ids(events, index), cutoffs[CUSTOMER_ID], action=spec.features.unmatched_ids,
                         max_fraction=spec.features.max_unmatched_id_fraction)
-    ctx = PointInTime(events, cutoffs, spec.touchpoints, index=index)
-    for days in window_offsets(spec):  # known up front: one prefix count per type serves them all
-        ctx.positions(days)
+    ctx = PointInTime(events, cutoffs, spec.touchpoints, index=index,
+                      threads=spec.features.threads if threads is None else threads)
+    # known up front: one pass per type serves every window and half-life
+    ctx.prepare(window_offsets(spec), decay_half_lives(spec))
     columns: dict[str, object] = {
         CUSTOMER_ID: cutoffs[CUSTOMER_ID].array,
         CUTOFF: cutoffs[CUTOFF].array,
@@ -115,12 +120,31 @@ def _event_ids(events: pd.DataFrame | None, index: EventIndex | None) -> pd.Inde
 
 
 def window_offsets(spec: FeatureSpec) -> list[float]:
-    """Every ``days before the cutoff`` at which the spec's families cut a window."""
+    """Every ``days before the cutoff`` at which the spec's families cut a window (0 included)."""
     fs = spec.features
-    offsets = {0.0, *map(float, fs.windows_days), *map(float, fs.trend_lags_days),
-               float(fs.surge_recent_days), float(fs.surge_baseline_days),
-               float(fs.falling_window_days), 2.0 * fs.falling_window_days}
+    cuts = {
+        "frequency": fs.windows_days,
+        "value": fs.windows_days,
+        "trend": (*fs.trend_lags_days, fs.surge_recent_days, fs.surge_baseline_days,
+                  fs.falling_window_days, 2 * fs.falling_window_days),
+    }
+    offsets = {0.0}
+    for family in spec.families:
+        offsets.update(float(days) for days in cuts.get(family, ()))
     return sorted(offsets)
+
+
+def decay_half_lives(spec: FeatureSpec) -> list[float]:
+    """Every half-life at which the spec's families take decayed sums at the cutoffs."""
+    fs = spec.features
+    half_lives: set[float] = set()
+    if "temperature" in spec.families:
+        half_lives.update(float(h) for h in fs.half_lives_days)
+        if spec.learned_half_life_days is not None:
+            half_lives.add(float(spec.learned_half_life_days))
+    if "trend" in spec.families:
+        half_lives.add(float(fs.trend_half_life_days))
+    return sorted(half_lives)
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

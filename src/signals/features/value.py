@@ -37,7 +37,7 @@ def compute_value(ctx: PointInTime, spec: FeatureSpec) -> dict[str, np.ndarray]:
         role = spec.catalog[name].role
         if role not in VALUE_ROLES:
             continue
-        values = ctx.index.value[ctx.type_positions(k)]
+        values = ctx.index.values_at(ctx.type_positions(k))
         hi = ctx.count_before(k, 0)
         for w, label in zip([*spec.features.windows_days, None], windows, strict=True):
             sums = segment_sums(values, ctx.count_before(k, w), hi)

@@ -14,7 +14,8 @@ and lags are whole days), so comparing an event's *floored* second with the inst
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,8 @@ __all__ = [
     "index_events",
     "index_rows",
     "ragged_ranges",
+    "sort_by_customer_time",
+    "stable_argsort",
 ]
 
 
@@ -37,19 +40,65 @@ def days_to_ns(days: float) -> int:
     return int(round(float(days) * 86_400)) * NS_PER_SECOND
 
 
-def _customer_codes(values: pd.Series, categories: pd.Index | None) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes for customer ids; with ``categories`` given, ids map onto them (-1 if absent)."""
-    if categories is None:
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            cats = pd.Index(values.cat.categories.astype(str))
-            return values.cat.codes.to_numpy().astype(np.int64), cats
-        codes, uniques = pd.factorize(values.astype(str), sort=True)
-        return codes.astype(np.int64), pd.Index(uniques)
+def _customer_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes for customer ids and the ids they stand for (categorical codes are used as is)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        lookup = categories.get_indexer(values.cat.categories.astype(str))
-        codes = values.cat.codes.to_numpy()
-        return np.where(codes >= 0, lookup[codes], -1).astype(np.int64), categories
-    return categories.get_indexer(values.astype(str)).astype(np.int64), categories
+        return values.cat.codes.to_numpy(), pd.Index(values.cat.categories.astype(str))
+    codes, uniques = pd.factorize(values.astype(str), sort=True)
+    return codes, pd.Index(uniques)
+
+
+# Sortedness is checked in chunks, so unsorted input is usually told apart after the first chunk.
+_CHUNK = 1 << 18
+
+
+def _in_order(cust: np.ndarray, ts: np.ndarray | None) -> bool:
+    """Whether ``cust`` is non-decreasing (and ``ts`` within equal ``cust``; ``cust`` alone if None)."""
+    for start in range(0, max(len(cust) - 1, 0), _CHUNK):
+        c = cust[start:start + _CHUNK + 1]
+        if ts is None:
+            if not bool(np.all(c[1:] >= c[:-1])):
+                return False
+            continue
+        t = ts[start:start + _CHUNK + 1]
+        if not bool(np.all((c[1:] > c[:-1]) | ((c[1:] == c[:-1]) & (t[1:] >= t[:-1])))):
+            return False
+    return True
+
+
+def stable_argsort(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """``np.argsort(codes, kind="stable")`` for codes in ``[0, n_codes)``, with one plain ``np.sort``.
+
+    The position of each element is packed into the low bits of its int64 sort key
+    (``code << bits | position``), so the unstable but fast ``np.sort`` yields the stable order;
+    when the two do not fit in 63 bits it falls back to the stable argsort.
+    """
+    n = len(codes)
+    bits = max(int(n - 1).bit_length(), 1)
+    if (max(int(n_codes) - 1, 1)).bit_length() + bits > 62:
+        return np.argsort(codes, kind="stable")
+    packed = codes.astype(np.int64)
+    packed <<= bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << bits) - 1
+    return packed
+
+
+def sort_by_customer_time(cust: np.ndarray, ts: np.ndarray, n_customers: int) -> np.ndarray | None:
+    """The stable permutation that sorts ``(customer code, time)`` pairs; None when they already are.
+
+    Pairs in time order (as logs are exported, or a cutoff grid one date after the other) need
+    one stable sort by customer, which :func:`stable_argsort` does with a single ``np.sort`` of
+    an int64 key. Pairs in no particular order are first put in time order (a stable argsort of
+    ``ts``). ``cust`` must lie in ``[0, n_customers)``.
+    """
+    if _in_order(cust, ts):
+        return None
+    if _in_order(ts, None):
+        return stable_argsort(cust, n_customers)
+    by_time = np.argsort(ts, kind="stable")
+    return by_time[stable_argsort(cust[by_time], n_customers)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,48 +112,66 @@ class EventIndex:
         appended by :func:`index_rows` (they own an empty block of events).
     touchpoints : tuple of str
         Touchpoint types; a type's position is its code.
-    cust, ts, type_code, value : np.ndarray
-        Per event (sorted): customer code, UTC time in ns, type code, value.
+    ts, type_code : np.ndarray
+        Per event (sorted): UTC time in ns (int64), type code (int8 or wider).
     key : np.ndarray
         ``cust * span + second`` (int64), sorted; the search key of :func:`end_of_known`.
     block : np.ndarray
         ``block[c]:block[c + 1]`` are customer ``c``'s events (length ``n_customers + 1``).
+    order : np.ndarray or None
+        ``order[i]`` is the input row of sorted event ``i``; None when the input was already
+        sorted by ``(customer, ts)`` (then nothing was copied).
+    cust, value : np.ndarray
+        Per event (sorted): customer code, value; computed on first use (most builds need
+        neither for every event: :meth:`values_at` reads just the values asked for).
     """
 
     customers: pd.Index
     touchpoints: tuple[str, ...]
-    cust: np.ndarray
     ts: np.ndarray
     type_code: np.ndarray
-    value: np.ndarray
     key: np.ndarray
     block: np.ndarray
     origin_s: int
     span: int
+    order: np.ndarray | None
+    input_value: np.ndarray  # in the input's row order
 
     @property
     def n_events(self) -> int:
         return len(self.ts)
 
+    @cached_property
+    def cust(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.block) - 1, dtype=np.int64), np.diff(self.block))
+
+    @cached_property
+    def value(self) -> np.ndarray:
+        return self.input_value if self.order is None else self.input_value[self.order]
+
+    def values_at(self, positions: np.ndarray) -> np.ndarray:
+        """The values of the sorted events at ``positions`` (without sorting every value)."""
+        return self.input_value[positions if self.order is None else self.order[positions]]
+
     def with_customers(self, customers: pd.Index) -> EventIndex:
         """The same events with extra customers (without events) appended to the id list."""
         block = np.concatenate([self.block, np.full(len(customers) - len(self.customers), self.n_events)])
-        return EventIndex(customers, self.touchpoints, self.cust, self.ts, self.type_code, self.value,
-                          self.key, block, self.origin_s, self.span)
+        return replace(self, customers=customers, block=block)
 
 
 def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str]) -> EventIndex:
     """Sort canonical events by ``(customer, ts)`` and build the search key (once per event table).
 
     ``events`` must follow the canonical contract (``signals.schemas.check_events``); touchpoints
-    outside ``touchpoints`` raise ``ValueError``.
+    outside ``touchpoints`` raise ``ValueError``. Events already sorted by ``(customer, ts)``
+    are detected and used without a copy; events in time order cost one ``np.sort``.
     """
     touchpoints = tuple(touchpoints)
-    cust, customers = _customer_codes(events[CUSTOMER_ID], None)
+    cust, customers = _customer_codes(events[CUSTOMER_ID])
     ts = events[TS].to_numpy(dtype="datetime64[ns]").view(np.int64)
     tp = events[TOUCHPOINT]
     if isinstance(tp.dtype, pd.CategoricalDtype) and tuple(tp.cat.categories) == touchpoints:
-        type_code = tp.cat.codes.to_numpy().astype(np.int16)
+        type_code = tp.cat.codes.to_numpy()
     else:
         type_code = pd.Index(touchpoints).get_indexer(tp.astype(str)).astype(np.int16)
     if (type_code < 0).any():
@@ -112,22 +179,21 @@ def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str])
         raise ValueError(f"events have touchpoints not in the catalog: {unknown}")
     value = events[VALUE].to_numpy(dtype=np.float64) if VALUE in events.columns else np.zeros(len(ts))
 
-    in_order = len(ts) < 2 or bool(
-        np.all((cust[1:] > cust[:-1]) | ((cust[1:] == cust[:-1]) & (ts[1:] >= ts[:-1])))
-    )
-    if not in_order:
-        by_time = np.argsort(ts, kind="stable")
-        order = by_time[np.argsort(cust[by_time], kind="stable")]
-        cust, ts, type_code, value = cust[order], ts[order], type_code[order], value[order]
+    n_customers = len(customers)
+    order = sort_by_customer_time(cust, ts, n_customers)
+    if order is not None:
+        ts, type_code = ts[order], type_code[order]
+    per_customer = np.bincount(cust, minlength=n_customers) if len(cust) else np.zeros(n_customers, np.int64)
+    block = np.zeros(n_customers + 1, dtype=np.int64)
+    np.cumsum(per_customer, out=block[1:])
 
-    seconds = ts // NS_PER_SECOND
-    origin_s = int(seconds.min()) - 1 if len(seconds) else 0
-    span = int(seconds.max() - origin_s) + 2 if len(seconds) else 2
-    if len(customers) * span >= np.iinfo(np.int64).max // 2:
+    origin_s = int(ts.min()) // NS_PER_SECOND - 1 if len(ts) else 0
+    span = int(ts.max()) // NS_PER_SECOND - origin_s + 2 if len(ts) else 2
+    if n_customers * span >= np.iinfo(np.int64).max // 2:
         raise ValueError("too many customers x too long a time span for the int64 search key")
-    key = cust * span + (seconds - origin_s)
-    block = np.searchsorted(cust, np.arange(len(customers) + 1), side="left")
-    return EventIndex(customers, touchpoints, cust, ts, type_code, value, key, block, origin_s, span)
+    key = np.floor_divide(ts, NS_PER_SECOND)
+    key += np.repeat(np.arange(n_customers, dtype=np.int64) * span - origin_s, per_customer)
+    return EventIndex(customers, touchpoints, ts, type_code, key, block, origin_s, span, order, value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,12 +212,23 @@ def index_rows(index: EventIndex, cutoffs: pd.DataFrame) -> tuple[EventIndex, Ro
 
     Customers without events get new codes with empty event blocks (the returned index knows
     them). ``cutoffs`` must be validated (``signals.schemas.check_cutoffs``): UTC, whole seconds.
+    Each distinct id is looked up once.
     """
-    cust, _ = _customer_codes(cutoffs[CUSTOMER_ID], index.customers)
-    if (cust < 0).any():
-        new_ids = pd.Index(pd.unique(cutoffs[CUSTOMER_ID].astype(str).to_numpy()[cust < 0]))
-        index = index.with_customers(index.customers.append(new_ids))
-        cust, _ = _customer_codes(cutoffs[CUSTOMER_ID], index.customers)
+    ids = cutoffs[CUSTOMER_ID]
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        codes, uniques = ids.cat.codes.to_numpy(), pd.Index(ids.cat.categories.astype(str))
+    else:
+        codes, uniques = pd.factorize(ids.astype(str))
+        uniques = pd.Index(uniques)
+    if uniques.equals(index.customers):
+        lookup = np.arange(len(uniques), dtype=np.int64)
+    else:
+        lookup = index.customers.get_indexer(uniques).astype(np.int64)
+    new = lookup < 0
+    if new.any():  # (unused categories are appended too: they own empty blocks, like every id)
+        lookup[new] = len(index.customers) + np.arange(int(new.sum()))
+        index = index.with_customers(index.customers.append(uniques[new]))
+    cust = lookup[codes]
     cutoff = cutoffs[CUTOFF].to_numpy(dtype="datetime64[ns]").view(np.int64)
     return index, Rows(cust, cutoff)
 
