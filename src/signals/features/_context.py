@@ -93,10 +93,6 @@ class _RowPlan:
     row_layout: np.ndarray | None  # per row: its layout position (None: the identity)
     cutoff_layout: np.ndarray   # per layout position: the row's cutoff (ns)
 
-    def sorted_(self, values: np.ndarray) -> np.ndarray:
-        """Per-row values in sorted order."""
-        return values if self.order is None else values[self.order]
-
     def unsorted(self, values: np.ndarray) -> np.ndarray:
         """Per-sorted-position values (first axis) back in row order."""
         return values if self.inverse is None else np.take(values, self.inverse, axis=0)
@@ -183,17 +179,20 @@ class PointInTime:
             self._sorted_positions[_BLOCK_START] = self.index.block[self._row_plan().cust]
         return self._positions[_BLOCK_START]
 
-    def prepare(self, offsets_days: Sequence[float] = (0,), half_lives_days: Sequence[float] = ()) -> None:
+    def prepare(self, offsets_days: Sequence[float] = (0,), half_lives_days: Sequence[float] = (),
+                counted_days: Sequence[float] | None = None) -> None:
         """Compute up front what the families will ask for, one pass per type serving them all.
 
         Searches the window ends ``cutoff - d`` for every ``d`` of ``offsets_days``, counts the
-        events of every type before each of them, and computes the decayed sums at the cutoffs
-        for every half-life of ``half_lives_days``. Anything not announced here is still computed
-        when asked for, in a pass of its own.
+        events of every type before those of ``counted_days`` (default: all of them; the cutoff
+        and the block start always), and computes the decayed sums at the cutoffs for every
+        half-life of ``half_lives_days``. Anything not announced here is still computed when
+        asked for, in a pass of its own.
         """
         self._search([days_to_ns(d) for d in (0, *offsets_days)])
         self._half_lives.update(float(h) for h in half_lives_days)
-        self._count_types()
+        counted = offsets_days if counted_days is None else counted_days
+        self._count_types([_BLOCK_START, *(days_to_ns(d) for d in (0, *counted))])
 
     def positions(self, days_before: float = 0) -> np.ndarray:
         """For each row, ``end_of_known(cutoff - days_before)``: events known then end here."""
@@ -246,42 +245,38 @@ class PointInTime:
         """
         offset = _BLOCK_START if days_before is None else days_to_ns(days_before)
         if (k, offset) not in self._counts:
-            if offset != _BLOCK_START:
-                self.positions(days_before)
-            self._count_types()
+            self._count_types([offset])
         return self._counts[(k, offset)]
 
-    def _count_types(self) -> None:
-        """One pass per type: counts before every known position, and the decayed sums announced.
+    def _count_types(self, offsets_ns: Sequence[int] = ()) -> None:
+        """One pass per type: counts before the positions of ``offsets_ns`` (those not counted
+        yet), positions and times of the type's events, and the decayed sums announced.
 
         A pass builds the type's prefix count over the sorted events and reads it at every row's
         positions in sorted row order (cache-friendly), then puts the counts back in row order,
         all offsets of a row at once.
         """
         self.block_start()
-        self._search([0])
+        self._search([o for o in offsets_ns if o != _BLOCK_START])
         plan = self._row_plan()
         n_types = len(self.touchpoints)
-        offsets = [o for o in self._positions if (0, o) not in self._counts]
+        offsets = [o for o in dict.fromkeys(offsets_ns) if (0, o) not in self._counts]
         new_types = [k for k in range(n_types) if k not in self._type_positions]
         half_lives = sorted(h for h in self._half_lives if (h, 0) not in self._decayed)
         if not offsets and not new_types and not half_lives:
             return
-        offsets = offsets or [0]  # (counts at the cutoff are what the decayed sums start from)
-        where = np.stack([self._sorted_positions[o] for o in offsets], axis=1)  # (rows, offsets)
+        # (sorted rows x offsets: a row's offsets side by side)
+        where = np.stack([self._sorted_positions[o] for o in offsets], axis=1) if offsets else None
         decay = _Decay(self, half_lives, 0) if half_lives else None
-        at_now, at_start = offsets.index(0) if 0 in offsets else None, None
-        if decay is not None and (at_now is None or _BLOCK_START not in offsets):
-            decay = None  # (the counts needed were computed before: decay from the cache below)
-        elif decay is not None:
-            at_start = offsets.index(_BLOCK_START)
         type_code, ts = self.index.type_code, self.index.ts
 
-        def scan(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def scan(k: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
             is_k = type_code == k
-            prefix = self._scratch(len(type_code) + 1)  # its values are only gathered
-            np.cumsum(is_k, out=prefix[1:])
-            counts = prefix[where]                       # sorted rows x offsets
+            counts = None
+            if where is not None:
+                prefix = self._scratch(len(type_code) + 1)  # its values are only gathered
+                np.cumsum(is_k, out=prefix[1:])
+                counts = plan.unsorted(prefix[where])     # read in sorted row order
             positions = self._type_positions.get(k)
             if positions is None:
                 positions = np.flatnonzero(is_k)
@@ -289,17 +284,15 @@ class PointInTime:
             else:
                 times = self._type_ts[k]
             if decay is not None:
-                decay.run(k, counts[:, at_now], counts[:, at_start], times)
-            return plan.unsorted(counts), positions, times
+                decay.run(k, positions)
+            return counts, positions, times
 
         for k, (counts, positions, times) in zip(range(n_types), self.map(scan, range(n_types)), strict=True):
             for i, offset in enumerate(offsets):
-                self._counts.setdefault((k, offset), counts[:, i])
+                self._counts[(k, offset)] = counts[:, i]
             self._type_positions[k], self._type_ts[k] = positions, times
         if decay is not None:
             self._decayed.update(decay.results())
-        elif half_lives:
-            self.decayed(half_lives[0])
 
     # ---- decayed sums (temperature) -----------------------------------------------------------
     def decayed(self, half_life_days: float, lag_days: float = 0) -> np.ndarray:
@@ -315,15 +308,12 @@ class PointInTime:
         """
         h, lag_ns = float(half_life_days), days_to_ns(lag_days)
         if (h, lag_ns) not in self._decayed:
-            at = lag_ns / NS_PER_DAY
-            self.count_before(0, at), self.count_before(0, None)  # every type's (may decay too)
+            self.type_positions(0)  # every type's (the pass may compute the decayed sums too)
             wanted = {h} | (self._half_lives if lag_ns == 0 else set())
             missing = sorted(x for x in wanted if (x, lag_ns) not in self._decayed)
             if missing:
-                plan, decay = self._row_plan(), _Decay(self, missing, lag_ns)
-                self.map(lambda k: decay.run(k, plan.sorted_(self.count_before(k, at)),
-                                             plan.sorted_(self.count_before(k, None)), self.type_ts(k)),
-                         range(len(self.touchpoints)))
+                decay = _Decay(self, missing, lag_ns)
+                self.map(lambda k: decay.run(k, self.type_positions(k)), range(len(self.touchpoints)))
                 self._decayed.update(decay.results())
         return self._decayed[(h, lag_ns)]
 
@@ -410,33 +400,41 @@ class PointInTime:
 
 
 class _Decay:
-    """Decayed sums at ``cutoff - lag`` for several half-lives, filled one type at a time."""
+    """Decayed sums at ``cutoff - lag`` for several half-lives, filled one type at a time.
+
+    Every event feeds one row: its customer's first row with ``cutoff - lag`` after it (events
+    after a customer's last row feed nothing). That row and the event's age there are found
+    once for all events; each type then takes its own events' share.
+    """
 
     def __init__(self, ctx: PointInTime, half_lives: list[float], lag_ns: int) -> None:
-        self.plan = ctx._row_plan()
-        self.n_rows, n_types = ctx.n_rows, len(ctx.touchpoints)
-        self.half_lives, self.lag_ns = half_lives, lag_ns
+        plan = self.plan = ctx._row_plan()
+        n_rows, n_types, index = ctx.n_rows, len(ctx.touchpoints), ctx.index
+        self.n_rows, self.half_lives, self.lag_ns = n_rows, half_lives, lag_ns
         self.rates = [math.log(2.0) / (h * NS_PER_DAY) for h in half_lives]
-        self.steps = [np.exp(-rate * self.plan.gap) for rate in self.rates]
-        self.outs = [np.empty((self.n_rows, n_types), order="F") for _ in half_lives]
-        # (events that feed no row get an age >= 0 too: their weights are finite and unused)
-        self.at = np.append(self.plan.cutoff_layout - lag_ns, ctx.index.ts.max() if ctx.index.n_events else 0)
-
-    def run(self, k: int, seen: np.ndarray, start: np.ndarray, times: np.ndarray) -> None:
-        """Fill column ``k`` from the type's counts (sorted rows) before ``cutoff - lag`` and at
-        the block start, and the times of its events."""
-        plan, n_rows = self.plan, self.n_rows
-        # tile the type's events: before each customer's first row a stretch that feeds nothing
+        self.steps = [np.exp(-rate * plan.gap) for rate in self.rates]
+        self.outs = [np.empty((n_rows, n_types), order="F") for _ in half_lives]
+        # tile the sorted events: before each customer's first row a stretch that feeds nothing
         # (other customers' late events), then each row's own interval
+        ctx.positions(lag_ns / NS_PER_DAY)
+        ctx.block_start()
+        seen, start = ctx._sorted_positions[lag_ns], ctx._sorted_positions[_BLOCK_START]
         previous_end = np.zeros(n_rows, dtype=np.int64)
         previous_end[1:] = seen[:-1]
         lo = np.where(plan.first, start, previous_end)
         lengths = np.empty(2 * n_rows + 1, dtype=np.int64)
         lengths[0:-1:2] = lo - previous_end
         lengths[1::2] = seen - lo
-        lengths[-1] = len(times) - (seen[-1] if n_rows else 0)
-        event_row = np.repeat(plan.labels, lengths)     # layout position fed by each event
-        age = (self.at[event_row] - times).astype(np.float64)  # (the last bin's ages are unused)
+        lengths[-1] = index.n_events - (seen[-1] if n_rows else 0)
+        self.event_row = np.repeat(plan.labels, lengths)  # layout position fed by each event
+        # (events that feed no row get an age >= 0 too: their weights are finite and unused)
+        at = np.append(plan.cutoff_layout - lag_ns, index.ts.max() if index.n_events else 0)
+        self.age = (at[self.event_row] - index.ts).astype(np.float64)
+
+    def run(self, k: int, positions: np.ndarray) -> None:
+        """Fill column ``k`` from the sorted positions of the type's events."""
+        plan, n_rows = self.plan, self.n_rows
+        event_row, age = self.event_row[positions], self.age[positions]
         for rate, step, out in zip(self.rates, self.steps, self.outs, strict=True):
             sums = np.bincount(event_row, weights=np.exp(-rate * age), minlength=n_rows + 1)
             sums = sums.astype(np.float64, copy=False)  # (int when empty)

@@ -95,7 +95,7 @@ def build_features(
     ctx = PointInTime(events, cutoffs, spec.touchpoints, index=index,
                       threads=spec.features.threads if threads is None else threads)
     # known up front: one pass per type serves every window and half-life
-    ctx.prepare(window_offsets(spec), decay_half_lives(spec))
+    ctx.prepare(window_offsets(spec), decay_half_lives(spec), counted_offsets(spec))
     columns: dict[str, object] = {
         CUSTOMER_ID: cutoffs[CUSTOMER_ID].array,
         CUTOFF: cutoffs[CUTOFF].array,
@@ -119,6 +119,8 @@ def _event_ids(events: pd.DataFrame | None, index: EventIndex | None) -> pd.Inde
     return pd.Index(pd.unique(ids))
 
 
+# What each family asks of the PointInTime context, announced up front so that one pass per type
+# serves every family (a family not listed here still works: what it asks for is computed then).
 def window_offsets(spec: FeatureSpec) -> list[float]:
     """Every ``days before the cutoff`` at which the spec's families cut a window (0 included)."""
     fs = spec.features
@@ -127,6 +129,20 @@ def window_offsets(spec: FeatureSpec) -> list[float]:
         "value": fs.windows_days,
         "trend": (*fs.trend_lags_days, fs.surge_recent_days, fs.surge_baseline_days,
                   fs.falling_window_days, 2 * fs.falling_window_days),
+    }
+    offsets = {0.0}
+    for family in spec.families:
+        offsets.update(float(days) for days in cuts.get(family, ()))
+    return sorted(offsets)
+
+
+def counted_offsets(spec: FeatureSpec) -> list[float]:
+    """The offsets of :func:`window_offsets` at which the families count events type by type."""
+    fs = spec.features
+    cuts = {
+        "frequency": fs.windows_days,
+        "value": fs.windows_days,
+        "trend": (fs.surge_recent_days, fs.surge_baseline_days),  # surge__customer
     }
     offsets = {0.0}
     for family in spec.families:
