@@ -142,10 +142,11 @@ def test_ids_only_in_the_cutoffs_and_categorical_ids(spec):
     assert as_text["freq__all__365d"].to_numpy()[~cutoffs["customer_id"].isin(events["customer_id"])].sum() == 0
 
 
-@pytest.mark.parametrize("n_codes", [5, 2**40])
-def test_stable_argsort_is_the_stable_argsort(n_codes):
-    codes = np.random.default_rng(0).integers(0, min(n_codes, 7), 5_000)
-    np.testing.assert_array_equal(stable_argsort(codes, n_codes), np.argsort(codes, kind="stable"))
+@pytest.mark.parametrize(("n", "n_codes", "threads"), [(5_000, 5, 1), (5_000, 2**40, 1), (1_200_000, 70_000, 2),
+                                                      (1_200_000, 3, 3)])
+def test_stable_argsort_is_the_stable_argsort(n, n_codes, threads):
+    codes = np.random.default_rng(0).integers(0, min(n_codes, 70_000), n)
+    np.testing.assert_array_equal(stable_argsort(codes, n_codes, threads=threads), np.argsort(codes, kind="stable"))
 
 
 def test_sort_by_customer_time_keeps_ties_in_order():

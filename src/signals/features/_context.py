@@ -119,12 +119,12 @@ class PointInTime:
 
     def __init__(self, events: pd.DataFrame | None, cutoffs: pd.DataFrame, touchpoints, *,
                  index: EventIndex | None = None, threads: int = 1) -> None:
-        if index is None:
-            index = index_events(events, touchpoints)
-        self.index, self.rows = index_rows(index, cutoffs)
         self.threads = available_cores() if threads == 0 else int(threads)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 0 (0 = one per core), got {threads}")
+        if index is None:
+            index = index_events(events, touchpoints, threads=self.threads)
+        self.index, self.rows = index_rows(index, cutoffs)
         self._count_dtype = np.int32 if self.index.n_events < 2**31 - 1 else np.int64
         self._positions: dict[int, np.ndarray] = {}         # offset -> per row
         self._sorted_positions: dict[int, np.ndarray] = {}  # offset -> per sorted position

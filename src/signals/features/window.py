@@ -14,6 +14,7 @@ and lags are whole days), so comparing an event's *floored* second with the inst
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -66,39 +67,69 @@ def _in_order(cust: np.ndarray, ts: np.ndarray | None) -> bool:
     return True
 
 
-def stable_argsort(codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """``np.argsort(codes, kind="stable")`` for codes in ``[0, n_codes)``, with one plain ``np.sort``.
+def _map(fn, items: list, threads: int) -> list:
+    if threads <= 1 or len(items) < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _take(values: np.ndarray, positions: np.ndarray, threads: int = 1) -> np.ndarray:
+    """``values[positions]``, in chunks on ``threads`` threads for long arrays."""
+    if threads <= 1 or len(positions) < _CHUNK * 4:
+        return values[positions]
+    out = np.empty(len(positions), dtype=values.dtype)
+    step = -(-len(positions) // threads)
+    chunks = [slice(i, i + step) for i in range(0, len(positions), step)]
+    _map(lambda part: np.take(values, positions[part], out=out[part], mode="clip"), chunks, threads)
+    return out
+
+
+def stable_argsort(codes: np.ndarray, n_codes: int, *, threads: int = 1) -> np.ndarray:
+    """``np.argsort(codes, kind="stable")`` for codes in ``[0, n_codes)``, with plain ``np.sort``.
 
     The position of each element is packed into the low bits of its int64 sort key
     (``code << bits | position``), so the unstable but fast ``np.sort`` yields the stable order;
-    when the two do not fit in 63 bits it falls back to the stable argsort.
+    when the two do not fit in 63 bits it falls back to the stable argsort. With ``threads``,
+    the codes are split into that many ranges, sorted side by side (the result is the same).
     """
     n = len(codes)
     bits = max(int(n - 1).bit_length(), 1)
     if (max(int(n_codes) - 1, 1)).bit_length() + bits > 62:
         return np.argsort(codes, kind="stable")
-    packed = codes.astype(np.int64)
-    packed <<= bits
-    packed |= np.arange(n, dtype=np.int64)
-    packed.sort()
-    packed &= (1 << bits) - 1
-    return packed
+
+    def packed_sort(positions: np.ndarray | None) -> np.ndarray:
+        packed = codes.astype(np.int64) if positions is None else codes[positions].astype(np.int64)
+        packed <<= bits
+        packed |= np.arange(n, dtype=np.int64) if positions is None else positions
+        packed.sort()
+        packed &= (1 << bits) - 1
+        return packed
+
+    parts = min(threads, 255, max(int(n_codes), 1))
+    if parts < 2 or n < _CHUNK * 4:
+        return packed_sort(None)
+    part = (codes.astype(np.int64) * parts // n_codes).astype(np.uint8)
+    by_part = np.argsort(part, kind="stable")  # (a radix sort: one pass)
+    ends = np.cumsum(np.bincount(part, minlength=parts))
+    slices = [by_part[end - size:end] for end, size in zip(ends, np.diff(ends, prepend=0), strict=True)]
+    return np.concatenate(_map(packed_sort, slices, threads))
 
 
-def sort_by_customer_time(cust: np.ndarray, ts: np.ndarray, n_customers: int) -> np.ndarray | None:
+def sort_by_customer_time(cust: np.ndarray, ts: np.ndarray, n_customers: int, *, threads: int = 1) -> np.ndarray | None:
     """The stable permutation that sorts ``(customer code, time)`` pairs; None when they already are.
 
     Pairs in time order (as logs are exported, or a cutoff grid one date after the other) need
-    one stable sort by customer, which :func:`stable_argsort` does with a single ``np.sort`` of
-    an int64 key. Pairs in no particular order are first put in time order (a stable argsort of
-    ``ts``). ``cust`` must lie in ``[0, n_customers)``.
+    one stable sort by customer, which :func:`stable_argsort` does with ``np.sort`` of an int64
+    key. Pairs in no particular order are first put in time order (a stable argsort of ``ts``).
+    ``cust`` must lie in ``[0, n_customers)``.
     """
     if _in_order(cust, ts):
         return None
     if _in_order(ts, None):
-        return stable_argsort(cust, n_customers)
+        return stable_argsort(cust, n_customers, threads=threads)
     by_time = np.argsort(ts, kind="stable")
-    return by_time[stable_argsort(cust[by_time], n_customers)]
+    return by_time[stable_argsort(cust[by_time], n_customers, threads=threads)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,12 +190,13 @@ class EventIndex:
         return replace(self, customers=customers, block=block)
 
 
-def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str]) -> EventIndex:
+def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str], *, threads: int = 1) -> EventIndex:
     """Sort canonical events by ``(customer, ts)`` and build the search key (once per event table).
 
     ``events`` must follow the canonical contract (``signals.schemas.check_events``); touchpoints
     outside ``touchpoints`` raise ``ValueError``. Events already sorted by ``(customer, ts)``
-    are detected and used without a copy; events in time order cost one ``np.sort``.
+    are detected and used without a copy; events in time order cost one ``np.sort`` (split
+    over ``threads`` threads; the index is the same for any number).
     """
     touchpoints = tuple(touchpoints)
     cust, customers = _customer_codes(events[CUSTOMER_ID])
@@ -180,9 +212,9 @@ def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str])
     value = events[VALUE].to_numpy(dtype=np.float64) if VALUE in events.columns else np.zeros(len(ts))
 
     n_customers = len(customers)
-    order = sort_by_customer_time(cust, ts, n_customers)
+    order = sort_by_customer_time(cust, ts, n_customers, threads=threads)
     if order is not None:
-        ts, type_code = ts[order], type_code[order]
+        ts, type_code = _take(ts, order, threads), _take(type_code, order, threads)
     per_customer = np.bincount(cust, minlength=n_customers) if len(cust) else np.zeros(n_customers, np.int64)
     block = np.zeros(n_customers + 1, dtype=np.int64)
     np.cumsum(per_customer, out=block[1:])
