@@ -49,7 +49,7 @@ test-fast: $(STAMP) ## the suite without the slow end-to-end tests
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests benchmarks
 
-bench: $(STAMP) ## run the speed benchmarks (JSON on stdout; features ~20 min with its reference, scoring 1M customers ~15 min)
+bench: $(STAMP) ## run the speed benchmarks (JSON on stdout; features runs its NumPy and pandas peers ~15 min, scoring 1M customers ~15 min)
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_features.py

@@ -24,14 +24,16 @@ The engines import ``signals`` from the environment: with ``PYTHONPATH=<older ch
 same command measures an older version (one without ``features.threads`` runs single-threaded).
 
 ``seconds_median`` is the median wall time of the runs in one process (all runs are listed; the
-first also pays first-touch page faults). ``ratios`` compare medians of the same invocation:
-``pandas_over_subset`` (how many times faster than the pandas peer), ``subset_over_numpy`` (how
-many times slower than the NumPy peer at the same thread count), ``threads_speedup``. The peers'
-features are checked against signals on 20,000 sampled rows (``agreement``, max abs and rel
-differences), and the signals outputs of 1 and 2 threads are compared byte for byte (SHA-256 of
-every column, ``identical_across_threads``). ``memory_ratio`` is the peak RSS over (RSS with the
-events loaded + the output matrix). ``load_average`` is ``os.getloadavg()`` before and after: the
-machine is shared, so absolute seconds are noisy; compare ratios within one run.
+first also pays first-touch page faults); ``cpu_seconds`` is the process CPU time of each run
+(all threads), which other processes on a busy machine disturb less. ``ratios`` compare medians
+of the same invocation: ``pandas_over_subset`` (how many times faster than the pandas peer),
+``subset_over_numpy`` (how many times slower than the NumPy peer at the same thread count),
+``threads_speedup``; ``cpu_ratios`` are the single-thread ones on CPU time. The peers' features
+are checked against signals on 20,000 sampled rows (``agreement``, max abs and rel differences),
+and the signals outputs of 1 and 2 threads are compared byte for byte (SHA-256 of every column,
+``identical_across_threads``). ``memory_ratio`` is the peak RSS over (RSS with the events loaded
++ the output matrix). ``load_average`` is ``os.getloadavg()`` before and after: the machine is
+shared, so absolute seconds are noisy; compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -102,12 +104,13 @@ def worker(kind: str, folder: Path, repeat: int, threads: int) -> dict:
         "pandas": lambda: pandas_peer(events, cutoffs, spec),
         "reference": lambda: reference_features(events, cutoffs, spec),
     }
-    runs, out = [], None
+    runs, cpu, out = [], [], None
     for i in range(repeat):
         del out
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         out = builds[kind]()
         runs.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
         print(f"{kind} ({threads} thread(s)) run {i + 1}/{repeat}: {runs[-1]:.2f} s", file=sys.stderr, flush=True)
     columns = feature_columns(out)
     output_mb = float(out[columns].memory_usage(index=False, deep=True).sum()) / 2**20
@@ -117,6 +120,7 @@ def worker(kind: str, folder: Path, repeat: int, threads: int) -> dict:
             out[subset_columns(spec)].iloc[np.sort(sample)].to_numpy(dtype=np.float64))
     return {
         "runs": [round(r, 3) for r in runs], "seconds_median": round(statistics.median(runs), 3),
+        "cpu_seconds": [round(c, 3) for c in cpu], "cpu_seconds_median": round(statistics.median(cpu), 3),
         "rows": len(out), "features": len(columns), "threads": threads,
         "peak_rss_mb": round(peak_rss, 1), "loaded_rss_mb": round(loaded_rss, 1),
         "base_rss_mb": round(base_rss, 1),
@@ -219,6 +223,15 @@ def main() -> None:
         lo, hi = min(args.threads), max(args.threads)
         for kind in THREADED:
             ratios[f"threads_speedup_{kind}"] = round(median(f"{kind}_{lo}") / median(f"{kind}_{hi}"), 2)
+    def cpu(name: str) -> float:
+        return results[name]["cpu_seconds_median"]
+
+    cpu_ratios: dict[str, float] = {}  # single-thread engines: CPU time, less disturbed by a busy machine
+    if 1 in args.threads:
+        if "pandas_1" in results:
+            cpu_ratios["pandas_over_subset_1"] = round(cpu("pandas_1") / cpu("signals_subset_1"), 2)
+        cpu_ratios["subset_over_numpy_1"] = round(cpu("signals_subset_1") / cpu("numpy_1"), 2)
+        cpu_ratios["signals_over_subset_1"] = round(cpu("signals_1") / cpu("signals_subset_1"), 2)
     identical = {kind: len({results[f"{kind}_{t}"]["sha256"] for t in args.threads}) == 1
                  for kind in ("signals", "signals_subset")}
     result = {
@@ -234,6 +247,7 @@ def main() -> None:
         "simulate_seconds": round(simulate_seconds, 1),
         "engines": results,
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
         "identical_across_threads": identical,
         "agreement_with_signals": agreement,
         "load_average": {"before": [round(x, 2) for x in load_before],
