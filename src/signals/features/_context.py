@@ -86,7 +86,7 @@ class _RowPlan:
     cust: np.ndarray            # per sorted position: customer code
     cutoff: np.ndarray          # per sorted position: cutoff (ns)
     first: np.ndarray           # per sorted position: the customer's first row
-    labels: np.ndarray          # 2 n + 1 bins tiling the events: "feeds nothing", then each row's layout
+    layout_of: np.ndarray       # per sorted position: its layout position
     gap: np.ndarray             # per layout position: ns since the customer's previous cutoff (float)
     previous: np.ndarray        # per layout position: the customer's previous row (first rows: n, a zero bin)
     level_bounds: np.ndarray    # layout positions level_bounds[v]:level_bounds[v + 1] form level v
@@ -128,7 +128,8 @@ class PointInTime:
         self._count_dtype = np.int32 if self.index.n_events < 2**31 - 1 else np.int64
         self._positions: dict[int, np.ndarray] = {}         # offset -> per row
         self._sorted_positions: dict[int, np.ndarray] = {}  # offset -> per sorted position
-        self._counts: dict[tuple[int, int], np.ndarray] = {}
+        self._counts: dict[tuple[int, int], np.ndarray] = {}  # (type, start or cutoff) -> counts before
+        self._within: dict[tuple[int, int], np.ndarray] = {}  # (type, window) -> counts in it
         self._type_positions: dict[int, np.ndarray] = {}
         self._type_ts: dict[int, np.ndarray] = {}
         self._decayed: dict[tuple[float, int], np.ndarray] = {}
@@ -184,15 +185,16 @@ class PointInTime:
         """Compute up front what the families will ask for, one pass per type serving them all.
 
         Searches the window ends ``cutoff - d`` for every ``d`` of ``offsets_days``, counts the
-        events of every type before those of ``counted_days`` (default: all of them; the cutoff
-        and the block start always), and computes the decayed sums at the cutoffs for every
-        half-life of ``half_lives_days``. Anything not announced here is still computed when
-        asked for, in a pass of its own.
+        events of every type in the windows of ``counted_days`` (default: all of them), before
+        the cutoff and before the block start, and computes the decayed sums at the cutoffs for
+        every half-life of ``half_lives_days``. Anything not announced here is still computed
+        when asked for, in a pass of its own.
         """
         self._search([days_to_ns(d) for d in (0, *offsets_days)])
         self._half_lives.update(float(h) for h in half_lives_days)
         counted = offsets_days if counted_days is None else counted_days
-        self._count_types([_BLOCK_START, *(days_to_ns(d) for d in (0, *counted))])
+        self._count_types([days_to_ns(d) for d in counted])
+        self._sorted_positions.clear()  # (only the passes need them; they come back on demand)
 
     def positions(self, days_before: float = 0) -> np.ndarray:
         """For each row, ``end_of_known(cutoff - days_before)``: events known then end here."""
@@ -223,10 +225,18 @@ class PointInTime:
         for offset, (found, per_row) in zip(todo, self.map(search, todo), strict=True):
             self._sorted_positions[offset], self._positions[offset] = found, per_row
 
+    def _sorted_positions_of(self, offset: int) -> np.ndarray:
+        """The positions at ``offset`` (or the block starts) in sorted row order."""
+        if offset not in self._sorted_positions:
+            per_row = self.block_start() if offset == _BLOCK_START else self.positions(offset / NS_PER_DAY)
+            order = self._row_plan().order
+            self._sorted_positions[offset] = per_row if order is None else per_row[order]
+        return self._sorted_positions[offset]
+
     def type_positions(self, k: int) -> np.ndarray:
         """Sorted positions of the type-``k`` events."""
         if k not in self._type_positions:
-            self._count_types()
+            self._type_positions[k] = np.flatnonzero(self.index.type_code == k)
         return self._type_positions[k]
 
     def type_ts(self, k: int) -> np.ndarray:
@@ -240,57 +250,72 @@ class PointInTime:
 
         ``days_before=None`` means the row's customer's block start. Differences of two such
         counts are the type's events in a window of the row's customer; a count is also the index
-        of the next type-``k`` event in :meth:`type_positions` and :meth:`type_ts`. One prefix
-        count per type serves every window known so far (announce windows with :meth:`prepare`).
+        of the next type-``k`` event in :meth:`type_positions` and :meth:`type_ts`.
         """
-        offset = _BLOCK_START if days_before is None else days_to_ns(days_before)
-        if (k, offset) not in self._counts:
-            self._count_types([offset])
-        return self._counts[(k, offset)]
+        if days_before is None or days_to_ns(days_before) == 0:
+            offset = _BLOCK_START if days_before is None else 0
+            if (k, offset) not in self._counts:
+                self._count_types()
+            return self._counts[(k, offset)]
+        return self.count_before(k, 0) - self.count_within(k, days_before)
 
-    def _count_types(self, offsets_ns: Sequence[int] = ()) -> None:
-        """One pass per type: counts before the positions of ``offsets_ns`` (those not counted
-        yet), positions and times of the type's events, and the decayed sums announced.
+    def count_within(self, k: int, days: float) -> np.ndarray:
+        """Type-``k`` events in each row's window ``[cutoff - days, cutoff)`` (int32, cached).
+
+        One prefix count per type serves every window announced with :meth:`prepare`.
+        """
+        offset = days_to_ns(days)
+        if offset == 0:
+            return np.zeros(self.n_rows, dtype=self._count_dtype)
+        if (k, offset) not in self._within:
+            self._count_types([offset])
+        return self._within[(k, offset)]
+
+    def _count_types(self, windows_ns: Sequence[int] = ()) -> None:
+        """One pass per type: the type's events before the cutoff and the block start, in the
+        windows of ``windows_ns`` (those not counted yet), the times of its events, and the
+        decayed sums announced.
 
         A pass builds the type's prefix count over the sorted events and reads it at every row's
         positions in sorted row order (cache-friendly), then puts the counts back in row order,
-        all offsets of a row at once.
+        all positions of a row at once.
         """
-        self.block_start()
-        self._search([o for o in offsets_ns if o != _BLOCK_START])
         plan = self._row_plan()
         n_types = len(self.touchpoints)
-        offsets = [o for o in dict.fromkeys(offsets_ns) if (0, o) not in self._counts]
-        new_types = [k for k in range(n_types) if k not in self._type_positions]
+        fresh = (0, 0) not in self._counts
+        windows = [o for o in dict.fromkeys(windows_ns) if o != 0 and (0, o) not in self._within]
         half_lives = sorted(h for h in self._half_lives if (h, 0) not in self._decayed)
-        if not offsets and not new_types and not half_lives:
+        if not fresh and not windows and not half_lives and 0 in self._type_ts:
             return
-        # (sorted rows x offsets: a row's offsets side by side)
-        where = np.stack([self._sorted_positions[o] for o in offsets], axis=1) if offsets else None
+        self._search(windows)
+        # sorted rows x positions (a row's side by side): block start and cutoff; window starts
+        where = np.stack([self._sorted_positions_of(o) for o in (_BLOCK_START, 0)], axis=1)
+        starts = np.stack([self._sorted_positions_of(o) for o in windows], axis=1) if windows else None
         decay = _Decay(self, half_lives, 0) if half_lives else None
         type_code, ts = self.index.type_code, self.index.ts
 
-        def scan(k: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        def scan(k: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
             is_k = type_code == k
-            counts = None
-            if where is not None:
-                prefix = self._scratch(len(type_code) + 1)  # its values are only gathered
-                np.cumsum(is_k, out=prefix[1:])
-                counts = plan.unsorted(prefix[where])     # read in sorted row order
+            prefix = self._scratch(len(type_code) + 1)  # its values are only gathered
+            np.cumsum(is_k, out=prefix[1:])
+            before = plan.unsorted(prefix[where])       # read in sorted row order
+            within = None
+            if starts is not None:  # the windows' counts (features themselves: each one contiguous)
+                within = np.subtract(before[:, 1:2], plan.unsorted(prefix[starts]), order="F")
             positions = self._type_positions.get(k)
             if positions is None:
                 positions = np.flatnonzero(is_k)
-                times = ts[positions]
-            else:
-                times = self._type_ts[k]
+            times = self._type_ts[k] if k in self._type_ts else ts[positions]
             if decay is not None:
                 decay.run(k, positions)
-            return counts, positions, times
+            return before, within, times
 
-        for k, (counts, positions, times) in zip(range(n_types), self.map(scan, range(n_types)), strict=True):
-            for i, offset in enumerate(offsets):
-                self._counts[(k, offset)] = counts[:, i]
-            self._type_positions[k], self._type_ts[k] = positions, times
+        for k, (before, within, times) in zip(range(n_types), self.map(scan, range(n_types)), strict=True):
+            if fresh:
+                self._counts[(k, _BLOCK_START)], self._counts[(k, 0)] = before[:, 0], before[:, 1]
+            for i, offset in enumerate(windows):
+                self._within[(k, offset)] = within[:, i]
+            self._type_ts[k] = times
         if decay is not None:
             self._decayed.update(decay.results())
 
@@ -308,7 +333,7 @@ class PointInTime:
         """
         h, lag_ns = float(half_life_days), days_to_ns(lag_days)
         if (h, lag_ns) not in self._decayed:
-            self.type_positions(0)  # every type's (the pass may compute the decayed sums too)
+            self.type_ts(0)  # every type's times (the pass may compute the decayed sums too)
             wanted = {h} | (self._half_lives if lag_ns == 0 else set())
             missing = sorted(x for x in wanted if (x, lag_ns) not in self._decayed)
             if missing:
@@ -383,8 +408,6 @@ class PointInTime:
         layout = stable_argsort(level, n_levels)        # layout position -> sorted position
         layout_of = np.empty(n_rows, dtype=np.int64)
         layout_of[layout] = np.arange(n_rows)           # sorted position -> layout position
-        labels = np.full(2 * n_rows + 1, n_rows, dtype=np.int64)  # bin n_rows: feeds nothing
-        labels[1::2] = layout_of
         gap = np.zeros(n_rows, dtype=np.float64)
         gap[1:] = np.diff(cutoff_s)
         gap[first] = 0.0
@@ -394,7 +417,7 @@ class PointInTime:
         level_bounds = np.concatenate([[0], np.cumsum(np.bincount(level))]) if n_rows else np.zeros(1, np.int64)
         row_layout = layout_of if inverse is None else layout_of[inverse]
         in_row_order = bool(np.array_equal(row_layout, np.arange(n_rows)))
-        self._plan = _RowPlan(order, inverse, cust_s, cutoff_s, first, labels, gap[layout], previous,
+        self._plan = _RowPlan(order, inverse, cust_s, cutoff_s, first, layout_of, gap[layout], previous,
                               level_bounds, None if in_row_order else row_layout, cutoff_s[layout])
         return self._plan
 
@@ -416,9 +439,7 @@ class _Decay:
         self.outs = [np.empty((n_rows, n_types), order="F") for _ in half_lives]
         # tile the sorted events: before each customer's first row a stretch that feeds nothing
         # (other customers' late events), then each row's own interval
-        ctx.positions(lag_ns / NS_PER_DAY)
-        ctx.block_start()
-        seen, start = ctx._sorted_positions[lag_ns], ctx._sorted_positions[_BLOCK_START]
+        seen, start = ctx._sorted_positions_of(lag_ns), ctx._sorted_positions_of(_BLOCK_START)
         previous_end = np.zeros(n_rows, dtype=np.int64)
         previous_end[1:] = seen[:-1]
         lo = np.where(plan.first, start, previous_end)
@@ -426,7 +447,9 @@ class _Decay:
         lengths[0:-1:2] = lo - previous_end
         lengths[1::2] = seen - lo
         lengths[-1] = index.n_events - (seen[-1] if n_rows else 0)
-        self.event_row = np.repeat(plan.labels, lengths)  # layout position fed by each event
+        labels = np.full(2 * n_rows + 1, n_rows, dtype=np.int64)  # bin n_rows: feeds nothing
+        labels[1::2] = plan.layout_of
+        self.event_row = np.repeat(labels, lengths)       # layout position fed by each event
         # (events that feed no row get an age >= 0 too: their weights are finite and unused)
         at = np.append(plan.cutoff_layout - lag_ns, index.ts.max() if index.n_events else 0)
         self.age = (at[self.event_row] - index.ts).astype(np.float64)

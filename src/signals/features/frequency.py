@@ -27,13 +27,10 @@ def compute_frequency(ctx: PointInTime, spec: FeatureSpec) -> dict[str, np.ndarr
         out[feature_name("freq", "all", window_label(w))] = (now - ctx.positions(w)).astype(np.int32)
     by_initiator = {g: {w: np.zeros(ctx.n_rows, dtype=np.int32) for w in windows} for g in ("customer", "company")}
 
-    def per_type(k: int) -> list[np.ndarray]:
-        at_now = ctx.count_before(k, 0)
-        return [at_now - ctx.count_before(k, w) for w in windows]
-
-    for name, per_window in zip(spec.touchpoints, ctx.map(per_type, range(len(spec.touchpoints))), strict=True):
+    for k, name in enumerate(spec.touchpoints):
         group = spec.catalog[name].initiated_by
-        for w, counts in zip(windows, per_window, strict=True):
+        for w in windows:
+            counts = ctx.count_within(k, w)
             out[feature_name("freq", name, window_label(w))] = counts
             by_initiator[group][w] += counts
     for group, per_window in by_initiator.items():

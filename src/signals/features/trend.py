@@ -33,7 +33,8 @@ def _counts(ctx: PointInTime, spec: FeatureSpec, start_days: float, end_days: fl
     total = np.zeros(ctx.n_rows, dtype=np.int64)
     for k, name in enumerate(spec.touchpoints):
         if spec.catalog[name].initiated_by == group:
-            total += ctx.count_before(k, end_days) - ctx.count_before(k, start_days)
+            total += ctx.count_within(k, start_days)
+            total -= ctx.count_within(k, end_days)
     return total
 
 

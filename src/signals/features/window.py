@@ -219,6 +219,8 @@ def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str],
     order = sort_by_customer_time(cust, ts, n_customers, threads=threads)
     if order is not None:
         ts, type_code = _take(ts, order, threads), _take(type_code, order, threads)
+        if len(order) < 2**31:
+            order = order.astype(np.int32)  # (kept only to read values: half the memory)
     per_customer = np.bincount(cust, minlength=n_customers) if len(cust) else np.zeros(n_customers, np.int64)
     block = np.zeros(n_customers + 1, dtype=np.int64)
     np.cumsum(per_customer, out=block[1:])
