@@ -128,7 +128,7 @@ class PointInTime:
         self._count_dtype = np.int32 if self.index.n_events < 2**31 - 1 else np.int64
         self._positions: dict[int, np.ndarray] = {}         # offset -> per row
         self._sorted_positions: dict[int, np.ndarray] = {}  # offset -> per sorted position
-        self._counts: dict[tuple[int, int], np.ndarray] = {}  # (type, start or cutoff) -> counts before
+        self._counts: dict[tuple[int, int], np.ndarray] = {}  # (type, cutoff) per row, (type, start) per customer
         self._within: dict[tuple[int, int], np.ndarray] = {}  # (type, window) -> counts in it
         self._type_positions: dict[int, np.ndarray] = {}
         self._type_ts: dict[int, np.ndarray] = {}
@@ -252,12 +252,13 @@ class PointInTime:
         counts are the type's events in a window of the row's customer; a count is also the index
         of the next type-``k`` event in :meth:`type_positions` and :meth:`type_ts`.
         """
-        if days_before is None or days_to_ns(days_before) == 0:
-            offset = _BLOCK_START if days_before is None else 0
-            if (k, offset) not in self._counts:
-                self._count_types()
-            return self._counts[(k, offset)]
-        return self.count_before(k, 0) - self.count_within(k, days_before)
+        if (k, 0) not in self._counts:
+            self._count_types()
+        if days_before is None:  # (kept per customer: the same for all of a customer's rows)
+            return self._counts[(k, _BLOCK_START)][self.rows.cust]
+        if days_to_ns(days_before) == 0:
+            return self._counts[(k, 0)]
+        return self._counts[(k, 0)] - self.count_within(k, days_before)
 
     def count_within(self, k: int, days: float) -> np.ndarray:
         """Type-``k`` events in each row's window ``[cutoff - days, cutoff)`` (int32, cached).
@@ -288,31 +289,32 @@ class PointInTime:
         if not fresh and not windows and not half_lives and 0 in self._type_ts:
             return
         self._search(windows)
-        # sorted rows x positions (a row's side by side): block start and cutoff; window starts
-        where = np.stack([self._sorted_positions_of(o) for o in (_BLOCK_START, 0)], axis=1)
+        # per sorted row: the cutoff's position; the windows' starts side by side
+        where = self._sorted_positions_of(0)
         starts = np.stack([self._sorted_positions_of(o) for o in windows], axis=1) if windows else None
+        customer_start = self.index.block[:-1]
         decay = _Decay(self, half_lives, 0) if half_lives else None
         type_code, ts = self.index.type_code, self.index.ts
 
-        def scan(k: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        def scan(k: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None, np.ndarray]:
             is_k = type_code == k
             prefix = self._scratch(len(type_code) + 1)  # its values are only gathered
             np.cumsum(is_k, out=prefix[1:])
             before = plan.unsorted(prefix[where])       # read in sorted row order
             within = None
             if starts is not None:  # the windows' counts (features themselves: each one contiguous)
-                within = np.subtract(before[:, 1:2], plan.unsorted(prefix[starts]), order="F")
+                within = np.subtract(before[:, None], plan.unsorted(prefix[starts]), order="F")
             positions = self._type_positions.get(k)
             if positions is None:
                 positions = np.flatnonzero(is_k)
             times = self._type_ts[k] if k in self._type_ts else ts[positions]
             if decay is not None:
-                decay.run(k, positions)
-            return before, within, times
+                decay.run(k, positions, times)
+            return (prefix[customer_start], before), within, times
 
         for k, (before, within, times) in zip(range(n_types), self.map(scan, range(n_types)), strict=True):
             if fresh:
-                self._counts[(k, _BLOCK_START)], self._counts[(k, 0)] = before[:, 0], before[:, 1]
+                self._counts[(k, _BLOCK_START)], self._counts[(k, 0)] = before
             for i, offset in enumerate(windows):
                 self._within[(k, offset)] = within[:, i]
             self._type_ts[k] = times
@@ -338,7 +340,8 @@ class PointInTime:
             missing = sorted(x for x in wanted if (x, lag_ns) not in self._decayed)
             if missing:
                 decay = _Decay(self, missing, lag_ns)
-                self.map(lambda k: decay.run(k, self.type_positions(k)), range(len(self.touchpoints)))
+                self.map(lambda k: decay.run(k, self.type_positions(k), self.type_ts(k)),
+                         range(len(self.touchpoints)))
                 self._decayed.update(decay.results())
         return self._decayed[(h, lag_ns)]
 
@@ -426,8 +429,8 @@ class _Decay:
     """Decayed sums at ``cutoff - lag`` for several half-lives, filled one type at a time.
 
     Every event feeds one row: its customer's first row with ``cutoff - lag`` after it (events
-    after a customer's last row feed nothing). That row and the event's age there are found
-    once for all events; each type then takes its own events' share.
+    after a customer's last row feed nothing). That row is found once for all events; each type
+    then takes its own events' share.
     """
 
     def __init__(self, ctx: PointInTime, half_lives: list[float], lag_ns: int) -> None:
@@ -447,17 +450,18 @@ class _Decay:
         lengths[0:-1:2] = lo - previous_end
         lengths[1::2] = seen - lo
         lengths[-1] = index.n_events - (seen[-1] if n_rows else 0)
-        labels = np.full(2 * n_rows + 1, n_rows, dtype=np.int64)  # bin n_rows: feeds nothing
+        row_type = np.int32 if n_rows < 2**31 - 1 else np.int64
+        labels = np.full(2 * n_rows + 1, n_rows, dtype=row_type)  # bin n_rows: feeds nothing
         labels[1::2] = plan.layout_of
         self.event_row = np.repeat(labels, lengths)       # layout position fed by each event
         # (events that feed no row get an age >= 0 too: their weights are finite and unused)
-        at = np.append(plan.cutoff_layout - lag_ns, index.ts.max() if index.n_events else 0)
-        self.age = (at[self.event_row] - index.ts).astype(np.float64)
+        self.at = np.append(plan.cutoff_layout - lag_ns, index.ts.max() if index.n_events else 0)
 
-    def run(self, k: int, positions: np.ndarray) -> None:
-        """Fill column ``k`` from the sorted positions of the type's events."""
+    def run(self, k: int, positions: np.ndarray, times: np.ndarray) -> None:
+        """Fill column ``k`` from the sorted positions of the type's events and their times."""
         plan, n_rows = self.plan, self.n_rows
-        event_row, age = self.event_row[positions], self.age[positions]
+        event_row = self.event_row[positions].astype(np.intp)
+        age = (self.at[event_row] - times).astype(np.float64)
         for rate, step, out in zip(self.rates, self.steps, self.outs, strict=True):
             sums = np.bincount(event_row, weights=np.exp(-rate * age), minlength=n_rows + 1)
             sums = sums.astype(np.float64, copy=False)  # (int when empty)
