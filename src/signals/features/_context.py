@@ -358,7 +358,7 @@ class PointInTime:
         rate = math.log(2.0) / (h * NS_PER_DAY)
         now = self.decayed(h)
         if rate * lag_ns > 8 * math.log(2.0):
-            return np.asfortranarray(now - self.decayed(h, lag_ns / NS_PER_DAY))
+            return now - self.decayed(h, lag_ns / NS_PER_DAY)
         hi, lo = self.positions(0), self.positions(lag_ns / NS_PER_DAY)
         n_types = len(self.touchpoints)
         out = np.empty((self.n_rows, n_types))
