@@ -19,8 +19,7 @@ order, as logs are exported (:func:`stable_argsort`).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -136,9 +135,12 @@ def sort_by_customer_time(cust: np.ndarray, ts: np.ndarray, n_customers: int, *,
     return by_time[stable_argsort(cust[by_time], n_customers, threads=threads)]
 
 
-@dataclass(frozen=True, eq=False)
 class EventIndex:
     """Events sorted by ``(customer, ts)`` as NumPy arrays, ready for point-in-time queries.
+
+    Built by :func:`index_events`; read-only. ``cust`` and ``value`` may be given as None: they
+    are then computed on first use (most builds need neither for every event; :meth:`values_at`
+    reads just the values asked for).
 
     Attributes
     ----------
@@ -147,8 +149,8 @@ class EventIndex:
         appended by :func:`index_rows` (they own an empty block of events).
     touchpoints : tuple of str
         Touchpoint types; a type's position is its code.
-    ts, type_code : np.ndarray
-        Per event (sorted): UTC time in ns (int64), type code (int8 or wider).
+    cust, ts, type_code, value : np.ndarray
+        Per event (sorted): customer code, UTC time in ns (int64), type code, value.
     key : np.ndarray
         ``cust * span + second`` (int64), sorted; the search key of :func:`end_of_known`.
     block : np.ndarray
@@ -156,42 +158,47 @@ class EventIndex:
     order : np.ndarray or None
         ``order[i]`` is the input row of sorted event ``i``; None when the input was already
         sorted by ``(customer, ts)`` (then nothing was copied).
-    cust, value : np.ndarray
-        Per event (sorted): customer code, value; computed on first use (most builds need
-        neither for every event: :meth:`values_at` reads just the values asked for).
     """
 
-    customers: pd.Index
-    touchpoints: tuple[str, ...]
-    ts: np.ndarray
-    type_code: np.ndarray
-    key: np.ndarray
-    block: np.ndarray
-    origin_s: int
-    span: int
-    order: np.ndarray | None
-    input_value: np.ndarray  # in the input's row order
+    def __init__(self, customers: pd.Index, touchpoints, cust: np.ndarray | None, ts: np.ndarray,
+                 type_code: np.ndarray, value: np.ndarray | None, key: np.ndarray, block: np.ndarray,
+                 origin_s: int, span: int, *, order: np.ndarray | None = None,
+                 input_value: np.ndarray | None = None) -> None:
+        if value is None and input_value is None:
+            raise ValueError("EventIndex needs the values: value (sorted) or input_value (with order)")
+        self.customers, self.touchpoints = customers, tuple(touchpoints)
+        self.ts, self.type_code, self.key, self.block = ts, type_code, key, block
+        self.origin_s, self.span, self.order = origin_s, span, order
+        self._cust, self._value, self._input_value = cust, value, input_value
 
     @property
     def n_events(self) -> int:
         return len(self.ts)
 
-    @cached_property
+    @property
     def cust(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.block) - 1, dtype=np.int64), np.diff(self.block))
+        if self._cust is None:
+            self._cust = np.repeat(np.arange(len(self.block) - 1, dtype=np.int64), np.diff(self.block))
+        return self._cust
 
-    @cached_property
+    @property
     def value(self) -> np.ndarray:
-        return self.input_value if self.order is None else self.input_value[self.order]
+        if self._value is None:
+            self._value = self._input_value if self.order is None else self._input_value[self.order]
+        return self._value
 
     def values_at(self, positions: np.ndarray) -> np.ndarray:
         """The values of the sorted events at ``positions`` (without sorting every value)."""
-        return self.input_value[positions if self.order is None else self.order[positions]]
+        if self._value is not None:
+            return self._value[positions]
+        return self._input_value[positions if self.order is None else self.order[positions]]
 
     def with_customers(self, customers: pd.Index) -> EventIndex:
         """The same events with extra customers (without events) appended to the id list."""
         block = np.concatenate([self.block, np.full(len(customers) - len(self.customers), self.n_events)])
-        return replace(self, customers=customers, block=block)
+        return EventIndex(customers, self.touchpoints, self._cust, self.ts, self.type_code, self._value,
+                          self.key, block, self.origin_s, self.span, order=self.order,
+                          input_value=self._input_value)
 
 
 def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str], *, threads: int = 1) -> EventIndex:
@@ -231,7 +238,8 @@ def index_events(events: pd.DataFrame, touchpoints: tuple[str, ...] | list[str],
         raise ValueError("too many customers x too long a time span for the int64 search key")
     key = np.floor_divide(ts, NS_PER_SECOND)
     key += np.repeat(np.arange(n_customers, dtype=np.int64) * span - origin_s, per_customer)
-    return EventIndex(customers, touchpoints, ts, type_code, key, block, origin_s, span, order, value)
+    return EventIndex(customers, touchpoints, None, ts, type_code, None, key, block, origin_s, span,
+                      order=order, input_value=value)
 
 
 @dataclass(frozen=True, eq=False)
