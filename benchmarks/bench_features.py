@@ -89,10 +89,10 @@ def worker(kind: str, folder: Path, repeat: int, threads: int) -> dict:
     from signals.settings import load_settings
 
     spec = FeatureSpec.from_settings(load_settings())
-    subset = subset_spec(spec, threads)
     threaded = {"threads": threads}
     if "threads" not in inspect.signature(build_features).parameters:  # an older checkout: before/after
-        threaded, subset = {}, subset_spec(spec, None)
+        threaded = {}
+    subset = subset_spec(spec, threads if threaded else None)
     base_rss = _rss_mb()
     events = check_events(pd.read_parquet(folder / "events.parquet"), spec.touchpoints)
     cutoffs = check_cutoffs(pd.read_parquet(folder / "cutoffs.parquet"))
@@ -135,8 +135,9 @@ def _run_worker(kind: str, folder: Path, repeat: int, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--folder", str(folder), "--repeat", str(repeat),
            "--threads", str(threads)]
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
     sys.stderr.write(done.stderr)
+    done.check_returncode()
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -232,8 +233,8 @@ def main() -> None:
             cpu_ratios["pandas_over_subset_1"] = round(cpu("pandas_1") / cpu("signals_subset_1"), 2)
         cpu_ratios["subset_over_numpy_1"] = round(cpu("signals_subset_1") / cpu("numpy_1"), 2)
         cpu_ratios["signals_over_subset_1"] = round(cpu("signals_1") / cpu("signals_subset_1"), 2)
-    identical = {kind: len({results[f"{kind}_{t}"]["sha256"] for t in args.threads}) == 1
-                 for kind in ("signals", "signals_subset")}
+    identical = ({kind: len({results[f"{kind}_{t}"]["sha256"] for t in args.threads}) == 1
+                  for kind in ("signals", "signals_subset")} if len(args.threads) > 1 else None)
     result = {
         "benchmark": "features",
         "order": args.order,
