@@ -300,13 +300,14 @@ class PointInTime:
             is_k = type_code == k
             prefix = self._scratch(len(type_code) + 1)  # its values are only gathered
             np.cumsum(is_k, out=prefix[1:])
+            positions = self._type_positions.get(k)
+            if positions is None:
+                positions = np.flatnonzero(is_k)
+            del is_k
             before = plan.unsorted(prefix[where])       # read in sorted row order
             within = None
             if starts is not None:  # the windows' counts (features themselves: each one contiguous)
                 within = np.subtract(before[:, None], plan.unsorted(prefix[starts]), order="F")
-            positions = self._type_positions.get(k)
-            if positions is None:
-                positions = np.flatnonzero(is_k)
             times = self._type_ts[k] if k in self._type_ts else ts[positions]
             if decay is not None:
                 decay.run(k, positions, times)
@@ -461,9 +462,15 @@ class _Decay:
         """Fill column ``k`` from the sorted positions of the type's events and their times."""
         plan, n_rows = self.plan, self.n_rows
         event_row = self.event_row[positions].astype(np.intp)
-        age = (self.at[event_row] - times).astype(np.float64)
+        ns = self.at[event_row]
+        ns -= times
+        age = ns.astype(np.float64)  # (ns before the cutoff of the row fed)
+        del ns
+        weights = np.empty_like(age)
         for rate, step, out in zip(self.rates, self.steps, self.outs, strict=True):
-            sums = np.bincount(event_row, weights=np.exp(-rate * age), minlength=n_rows + 1)
+            np.multiply(age, -rate, out=weights)
+            np.exp(weights, out=weights)
+            sums = np.bincount(event_row, weights=weights, minlength=n_rows + 1)
             sums = sums.astype(np.float64, copy=False)  # (int when empty)
             sums[n_rows] = 0.0  # (the "previous" of first rows: they start from nothing)
             for v in range(1, len(plan.level_bounds) - 1):  # level v depends on earlier levels
