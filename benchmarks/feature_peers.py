@@ -5,10 +5,12 @@ each type, the 30-day decayed count of each type and the 365-day value of each v
 (``freq__<type>__{30,90,365}d``, ``recency__<type>__days``, ``temp__<type>__hl30d``,
 ``value__<type>__365d``), for every ``(customer_id, cutoff)`` row, with ``ts < cutoff``.
 
-- :func:`numpy_peer`: sort once by an int64 ``(type, customer, second)`` key, answer every window
-  with ``np.searchsorted``, sum the decayed weights of each row's history exactly (no prefix-sum
-  cancellation); one task per type on a thread pool. (Events of one customer and type within
-  the same second keep their input order: exact for whole-second timestamps, as simulated.)
+- :func:`numpy_peer`: sort the events once by an int64 ``(type, customer, second)`` key and the
+  rows once by (customer, cutoff), answer every window with ``np.searchsorted`` on sorted
+  queries, carry the decayed counts from each customer's cutoff to the next (exact, no prefix-sum
+  cancellation); one task per type on a thread pool. (Touches of one customer and type within
+  the same second are not ordered by their sub-second part: exact for whole-second timestamps,
+  as simulated.)
 - :func:`pandas_peer`: for each cutoff, filter the events to ``ts < cutoff`` and group by
   (customer, type), as a pandas user would.
 
@@ -74,10 +76,14 @@ def _row_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def numpy_peer(events: pd.DataFrame, cutoffs: pd.DataFrame, spec: FeatureSpec, *, threads: int = 1) -> pd.DataFrame:
-    """The subset with NumPy: one sort, ``searchsorted`` per type and window, exact decayed sums.
+    """The subset with NumPy: one sort, ``searchsorted`` per type and window, decay by recurrence.
 
-    ``events`` and ``cutoffs`` are canonical (``check_events`` / ``check_cutoffs``); the event
-    customer ids are categorical.
+    The events are sorted once by an int64 ``(type, customer, second)`` key, so each type is one
+    slice; the rows are sorted once by (customer, cutoff), so each type's searches run on sorted
+    queries. The decayed count of a row adds the touches since the customer's previous cutoff to
+    the previous count decayed by the gap (exact, no prefix-sum cancellation). ``events`` and
+    ``cutoffs`` are canonical (``check_events`` / ``check_cutoffs``); the event customer ids are
+    categorical.
     """
     types = list(spec.touchpoints)
     ids = events[CUSTOMER_ID].cat.categories.astype(str)
@@ -85,46 +91,58 @@ def numpy_peer(events: pd.DataFrame, cutoffs: pd.DataFrame, spec: FeatureSpec, *
     ts = events[TS].to_numpy(dtype="datetime64[ns]").view(np.int64)
     tp = events[TOUCHPOINT].cat.codes.to_numpy().astype(np.int64)
     value = events[VALUE].to_numpy(dtype=np.float64)
-    row_cust = pd.Index(ids).get_indexer(cutoffs[CUSTOMER_ID].astype(str))  # -1: no events
+    n_cust = len(ids) + 1  # the last code stands for customers without events
+    row_cust = pd.Index(ids).get_indexer(cutoffs[CUSTOMER_ID].astype(str))
+    row_cust = np.where(row_cust < 0, n_cust - 1, row_cust).astype(np.int64)
     cutoff = cutoffs[CUTOFF].to_numpy(dtype="datetime64[ns]").view(np.int64)
 
-    n_cust = len(ids) + 1  # the last code stands for customers without events
-    row_cust = np.where(row_cust < 0, n_cust - 1, row_cust)
     seconds = ts // NS_PER_SECOND
     origin = int(seconds.min()) - 1
     span = int(seconds.max()) - origin + 2
     key = (tp * n_cust + cust) * span + (seconds - origin)
-    order = np.argsort(key)                         # the one sort
+    order = np.argsort(key)                         # the one sort of the events
     key, ts, value = key[order], ts[order], value[order]
-    cutoff_rel = cutoff // NS_PER_SECOND - origin
+    bounds = np.searchsorted(key, np.arange(len(types) + 1) * n_cust * span)
+
+    rows = np.lexsort((cutoff, row_cust))           # the one sort of the rows
+    rc, rt = row_cust[rows], cutoff[rows]
+    n_rows = len(rows)
+    first = np.ones(n_rows, dtype=bool)
+    first[1:] = rc[1:] != rc[:-1]
+    rank = np.arange(n_rows) - np.maximum.accumulate(np.where(first, np.arange(n_rows), 0))
+    levels = [np.flatnonzero(rank == r) for r in range(1, int(rank.max(initial=0)) + 1)]
+    rel = np.clip(rt // NS_PER_SECOND - origin, 0, span - 1)
     rate = math.log(2.0) / (HALF_LIFE * NS_PER_DAY)
+    gap = np.zeros(n_rows)
+    gap[1:] = np.diff(rt)
+    step = np.exp(-rate * gap)
     value_names = set(value_types(spec))
 
     def one_type(k: int) -> dict[str, np.ndarray]:
-        base = (k * n_cust + row_cust) * span
+        keys, times = key[bounds[k]:bounds[k + 1]], ts[bounds[k]:bounds[k + 1]]
+        base = (k * n_cust + rc) * span
 
         def before(days: int) -> np.ndarray:
-            return np.searchsorted(key, base + np.clip(cutoff_rel - days * 86_400, 0, span - 1))
+            return np.searchsorted(keys, base + np.maximum(rel - days * 86_400, 0))
 
-        start, now = np.searchsorted(key, base), before(0)
+        start, now = np.searchsorted(keys, base), before(0)
         name = types[k]
-        out = {}
-        for w in WINDOWS:
-            out[f"freq__{name}__{w}d"] = now - before(w)
+        out = {f"freq__{name}__{w}d": now - before(w) for w in WINDOWS}
         has = now > start
-        recency = np.full(len(now), np.nan)
-        recency[has] = (cutoff[has] - ts[now[has] - 1]) / NS_PER_DAY
+        recency = np.full(n_rows, np.nan)
+        recency[has] = (rt[has] - times[now[has] - 1]) / NS_PER_DAY
         out[f"recency__{name}__days"] = recency
-        lengths = now - start
-        history = _ragged(start, lengths)
-        weights = np.exp(-rate * (np.repeat(cutoff, lengths) - ts[history]))
-        temp = np.zeros(len(now))
-        some = lengths > 0
-        if some.any():
-            temp[some] = np.add.reduceat(weights, (np.cumsum(lengths) - lengths)[some])
+        previous = np.where(first, start, np.concatenate([[0], now[:-1]]))  # touches since the last row
+        lengths = now - previous
+        row = np.repeat(np.arange(n_rows), lengths)
+        weights = np.exp(-rate * (rt[row] - times[_ragged(previous, lengths)]))
+        temp = np.bincount(row, weights=weights, minlength=n_rows).astype(np.float64)
+        for level in levels:                        # rows of rank r follow their rank r - 1 row
+            temp[level] += temp[level - 1] * step[level]
         out[f"temp__{name}__hl{HALF_LIFE}d"] = temp
         if name in value_names:
-            out[f"value__{name}__{VALUE_WINDOW}d"] = _row_sums(value, before(VALUE_WINDOW), now)
+            spent = value[bounds[k]:bounds[k + 1]]
+            out[f"value__{name}__{VALUE_WINDOW}d"] = _row_sums(spent, before(VALUE_WINDOW), now)
         return out
 
     if threads > 1:
@@ -132,9 +150,11 @@ def numpy_peer(events: pd.DataFrame, cutoffs: pd.DataFrame, spec: FeatureSpec, *
             parts = list(pool.map(one_type, range(len(types))))
     else:
         parts = [one_type(k) for k in range(len(types))]
-    columns = {name: values for part in parts for name, values in part.items()}
+    back = np.empty(n_rows, dtype=np.int64)
+    back[rows] = np.arange(n_rows)                  # to the cutoffs' row order
+    columns = {name: values[back] for part in parts for name, values in part.items()}
     return pd.DataFrame({CUSTOMER_ID: cutoffs[CUSTOMER_ID].array, CUTOFF: cutoffs[CUTOFF].array,
-                         **{c: columns[c] for c in subset_columns(spec)}})
+                         **{c: columns[c] for c in subset_columns(spec)}}, copy=False)
 
 
 def pandas_peer(events: pd.DataFrame, cutoffs: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
