@@ -25,17 +25,16 @@ from signals.cli import app
 from signals.io.tables import read_events, read_table
 from signals.io.world import read_truth, sql_table_of, write_raw_sources, write_world
 from signals.jobs.simulate import run_simulate
+from signals.messy import REJECT_REASONS, messy_sources
 from signals.schemas import check_events
 from signals.settings import Settings, load_settings
 from signals.simulate import (
     DEFAULT_PARAMETERS,
     ENGAGEMENT_TYPES,
-    REJECT_REASONS,
     SOURCE_OF,
     STATUSES,
     SimulatedWorld,
     WorldParameters,
-    messy_sources,
     simulate_crm,
 )
 

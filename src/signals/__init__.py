@@ -42,7 +42,7 @@ _EXPORTS = {
     "to_utc": "signals.schemas",
     "simulate_crm": "signals.simulate",
     "SimulatedWorld": "signals.simulate",
-    "messy_sources": "signals.simulate",
+    "messy_sources": "signals.messy",
     "ingest": "signals.ingest",
     "IngestResult": "signals.ingest",
     "IngestError": "signals.errors",
@@ -96,6 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.ingest import IngestResult, ingest
     from signals.jobs.score import ScoreRun, score
     from signals.labels import churn_within, purchase_within
+    from signals.messy import messy_sources
     from signals.modeling.estimators import SignalModel
     from signals.modeling.explain import reasons
     from signals.modeling.metrics import bootstrap_metrics
@@ -104,4 +105,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.modeling.training import TrainedTask, fit_task
     from signals.schemas import check_cutoffs, check_events, normalize_ids, to_utc
     from signals.settings import Settings, load_settings
-    from signals.simulate import SimulatedWorld, messy_sources, simulate_crm
+    from signals.simulate import SimulatedWorld, simulate_crm

@@ -3,7 +3,7 @@
 * :func:`write_world` writes ``events``, ``customers`` (Parquet) and ``truth`` (JSON) of a
   :class:`~signals.simulate.SimulatedWorld` to the paths of the settings;
 * :func:`read_truth` reads the truth back (and checks it is one);
-* :func:`write_raw_sources` writes the frames of :func:`~signals.simulate.messy_sources` where
+* :func:`write_raw_sources` writes the frames of :func:`~signals.messy.messy_sources` where
   ``settings.ingest.sources`` says ingestion will read them: CSV and Parquet files, and a table
   of a SQL database (SQLAlchemy; the table is the one the source's query reads).
 """

@@ -1,7 +1,7 @@
 """The simulate job: a synthetic CRM world -> events, customers, truth (and messy raw exports).
 
 The only place where the simulator meets files: :func:`signals.simulate.simulate_crm` and
-:func:`signals.simulate.messy_sources` compute, :mod:`signals.io.world` writes.
+:func:`signals.messy.messy_sources` compute, :mod:`signals.io.world` writes.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from signals.errors import ConfigError
 from signals.io.atomic import folder_lock
 from signals.io.tables import write_json
 from signals.io.world import write_raw_sources, write_world
+from signals.messy import messy_sources
 from signals.settings import Settings
-from signals.simulate import messy_sources, simulate_crm
+from signals.simulate import simulate_crm
 
 __all__ = ["run_simulate"]
 
@@ -25,7 +26,7 @@ def run_simulate(settings: Settings, *, messy: bool, progress: bool = False) -> 
 
     Writes ``paths.events``, ``paths.customers`` and ``paths.truth`` together, holding the lock on
     ``paths.events`` (the one ``signals ingest`` takes), each file whole or not at all. With
-    ``messy``, also writes the raw exports of ``ingest.sources`` (see :func:`signals.simulate.messy_sources`, seeded with
+    ``messy``, also writes the raw exports of ``ingest.sources`` (see :func:`signals.messy.messy_sources`, seeded with
     ``simulate.seed``) where ingestion reads them, and their manifest to
     ``paths.raw_dir / "manifest.json"``.
 
