@@ -12,6 +12,10 @@ order for every round. With unit weights each metric equals scikit-learn's (test
 - ``brier``: mean squared error of the probability;
 - ``ece``: expected calibration error, ``sum_b (n_b / n) |mean(y_b) - mean(p_b)|`` over 10 bins of
   equal count (quantiles of the probability; equal-count bins suit rare positives).
+
+A rolling-origin backtest (:func:`backtest_metrics`, :func:`backtest_versus`) reports each metric
+per origin and pooled (the mean over origins), with intervals from a two-way bootstrap that
+resamples origins and customers together: the month-to-month variation enters the interval.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import pandas as pd
 
 __all__ = [
     "METRICS",
+    "POOLED",
+    "backtest_metrics",
+    "backtest_versus",
     "bootstrap_metrics",
     "brier",
     "evaluate",
@@ -221,4 +228,158 @@ def bootstrap_metrics(
             values = values[np.isfinite(values)]
             low, high = (np.quantile(values, [alpha, 1 - alpha]) if len(values) else (np.nan, np.nan))
             records.append({"model": name, "metric": metric, "estimate": point[metric], "low": low, "high": high})
+    return pd.DataFrame.from_records(records)
+
+
+# ---------------------------------------------------------------------------------------------
+# rolling-origin backtests: per origin and pooled, intervals over origins x customers
+
+#: The ``origin`` label of pooled rows.
+POOLED = "pooled"
+
+
+def _two_way_draws(groups, origins, rounds: int, seed: int):
+    """Per round: row weights (customers drawn with replacement, one draw shared by every origin)
+    and origin multiplicities (origins drawn with replacement)."""
+    codes, uniques = pd.factorize(np.asarray(groups))
+    origin_codes, origin_values = pd.factorize(np.asarray(origins), sort=True)
+    rng = np.random.default_rng(seed)
+    n, k = len(uniques), len(origin_values)
+    for _ in range(rounds):
+        customer = np.bincount(rng.integers(0, n, n), minlength=n)[codes].astype(np.float64)
+        origin = np.bincount(rng.integers(0, k, k), minlength=k).astype(np.float64) if k > 1 else np.ones(1)
+        yield customer, origin
+
+
+def _pool(values: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean over origins of finite per-origin values (NaN if none)."""
+    ok = np.isfinite(values) & (weights > 0)
+    return float(np.sum(values[ok] * weights[ok]) / np.sum(weights[ok])) if ok.any() else float("nan")
+
+
+def _interval(samples, level: float) -> tuple[float, float]:
+    values = np.asarray(samples, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def backtest_metrics(
+    y,
+    models: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+    groups,
+    origins,
+    *,
+    rounds: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics of several models over the test rows of a rolling-origin backtest.
+
+    Parameters
+    ----------
+    y : array of 0/1
+    models : mapping name -> (score, probability or None), one value per row
+    groups : array
+        The customer of each row (resampled with replacement, the same draw for every origin).
+    origins : array
+        The origin of each row (its first test cutoff); origins are resampled with replacement.
+
+    Returns
+    -------
+    pooled : pd.DataFrame
+        One row per (model, metric): ``estimate`` (the mean of the per-origin values), ``low`` /
+        ``high`` (percentile interval over rounds that resample origins and customers), ``origins``.
+    by_origin : pd.DataFrame
+        One row per (origin, model, metric): ``estimate``, ``low`` / ``high`` (customers resampled),
+        ``rows`` and ``positives``.
+    """
+    y = np.asarray(y)
+    origins = np.asarray(origins)
+    origin_values = np.sort(pd.unique(origins))
+    rows_of = [np.flatnonzero(origins == o) for o in origin_values]
+    per_origin: dict[tuple[str, str], list[list[float]]] = {}
+    point: dict[tuple[str, str], list[float]] = {}
+    ranked = {}
+    bins = {}
+    for name, (score, prob) in models.items():
+        score = np.asarray(score, dtype=np.float64)
+        prob = None if prob is None else np.asarray(prob, dtype=np.float64)
+        for i, rows in enumerate(rows_of):
+            ranked[name, i] = _Ranked(y[rows], score[rows])
+            bins[name, i] = _calibration_bins(prob[rows], 10) if prob is not None else None
+            values = evaluate(y[rows], score[rows], None if prob is None else prob[rows])
+            for metric in METRICS:
+                if metric in values:
+                    point.setdefault((name, metric), []).append(values[metric])
+                    per_origin.setdefault((name, metric), [[] for _ in rows_of])
+    pooled_samples: dict[tuple[str, str], list[float]] = {key: [] for key in point}
+    for customer, origin_weight in _two_way_draws(np.asarray(groups), origins, rounds, seed):
+        for name, (_, prob) in models.items():
+            prob = None if prob is None else np.asarray(prob, dtype=np.float64)
+            values: dict[str, np.ndarray] = {m: np.full(len(rows_of), np.nan) for m in METRICS}
+            for i, rows in enumerate(rows_of):
+                r = ranked[name, i]
+                w = customer[rows]
+                ws = w[r.order]
+                values["roc_auc"][i] = _roc_auc(r, ws)
+                values["pr_auc"][i] = _pr_auc(r, ws)
+                values["top_decile_lift"][i] = _lift(r, ws)
+                if prob is not None and w.sum() > 0:
+                    values["brier"][i] = brier(y[rows], prob[rows], w)
+                    values["ece"][i] = expected_calibration_error(y[rows], prob[rows], w, bins=bins[name, i])
+            for metric in METRICS:
+                if (name, metric) not in point:
+                    continue
+                for i in range(len(rows_of)):
+                    per_origin[name, metric][i].append(values[metric][i])
+                pooled_samples[name, metric].append(_pool(values[metric], origin_weight))
+    pooled_records, origin_records = [], []
+    for (name, metric), estimates in point.items():
+        low, high = _interval(pooled_samples[name, metric], level)
+        pooled_records.append({"model": name, "metric": metric, "estimate": float(np.nanmean(estimates))
+                               if np.isfinite(estimates).any() else float("nan"),
+                               "low": low, "high": high, "origins": len(rows_of)})
+        for i, rows in enumerate(rows_of):
+            o_low, o_high = _interval(per_origin[name, metric][i], level)
+            origin_records.append({"origin": origin_values[i], "model": name, "metric": metric,
+                                   "estimate": estimates[i], "low": o_low, "high": o_high,
+                                   "rows": len(rows), "positives": int(y[rows].sum())})
+    return pd.DataFrame.from_records(pooled_records), pd.DataFrame.from_records(origin_records)
+
+
+def backtest_versus(y, score, baselines: Mapping[str, np.ndarray], groups, origins, *, rounds: int = 200,
+                    seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """ROC AUC of ``score`` minus each baseline's, per origin then pooled, with a *paired* two-way
+    bootstrap (both scores see the same resampled origins and customers in every round).
+
+    Returns one row per baseline: ``estimate`` (mean over origins of the per-origin difference),
+    ``low``, ``high`` and ``share_above_0`` (the share of rounds in which ``score`` ranks better).
+    """
+    y = np.asarray(y)
+    origins = np.asarray(origins)
+    rows_of = [np.flatnonzero(origins == o) for o in np.sort(pd.unique(origins))]
+    score = np.asarray(score, dtype=np.float64)
+    mine = [_Ranked(y[rows], score[rows]) for rows in rows_of]
+    theirs = {name: [_Ranked(y[rows], np.asarray(b, dtype=np.float64)[rows]) for rows in rows_of]
+              for name, b in baselines.items()}
+    point = {name: np.array([_roc_auc(a, np.ones(len(a.y))) - _roc_auc(b, np.ones(len(b.y)))
+                             for a, b in zip(mine, ranked, strict=True)]) for name, ranked in theirs.items()}
+    samples: dict[str, list[float]] = {name: [] for name in baselines}
+    for customer, origin_weight in _two_way_draws(np.asarray(groups), origins, rounds, seed):
+        weights = [customer[rows] for rows in rows_of]
+        auc_mine = np.array([_roc_auc(a, w[a.order]) for a, w in zip(mine, weights, strict=True)])
+        for name, ranked in theirs.items():
+            auc_theirs = np.array([_roc_auc(b, w[b.order]) for b, w in zip(ranked, weights, strict=True)])
+            samples[name].append(_pool(auc_mine - auc_theirs, origin_weight))
+    records = []
+    for name in baselines:
+        values = np.asarray(samples[name])
+        values = values[np.isfinite(values)]
+        low, high = _interval(values, level)
+        records.append({"baseline": name, "estimate": float(np.nanmean(point[name])), "low": low, "high": high,
+                        "share_above_0": float(np.mean(values > 0)) if len(values) else float("nan")})
     return pd.DataFrame.from_records(records)
