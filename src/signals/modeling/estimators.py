@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from signals.errors import DataError
 from signals.settings import LightGBMSettings
 
 __all__ = ["Calibrator", "SignalModel"]
@@ -38,15 +39,22 @@ class Calibrator:
     def __init__(self, method: Literal["isotonic", "sigmoid"] = "isotonic") -> None:
         self.method = method
 
-    def fit(self, score, y) -> Calibrator:
+    def fit(self, score, y, weight=None) -> Calibrator:
         score = np.asarray(score, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if len(np.unique(y)) < 2:
-            raise ValueError("calibration needs both positive and negative rows")
+            raise DataError("calibration needs both positive and negative rows")
         if self.method == "isotonic":
-            self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, y)
+            self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, y, sample_weight=weight)
         elif self.method == "sigmoid":
-            self.sigmoid_ = LogisticRegression(C=1e6, max_iter=1000).fit(score.reshape(-1, 1), y)
+            # fit on the standardised score (well conditioned whatever its scale), then fold the
+            # standardisation into the slope and intercept
+            center, spread = float(np.mean(score)), float(np.std(score)) or 1.0
+            lr = LogisticRegression(C=1e6, max_iter=1000).fit(((score - center) / spread).reshape(-1, 1), y,
+                                                              sample_weight=weight)
+            lr.coef_ = lr.coef_ / spread
+            lr.intercept_ = lr.intercept_ - lr.coef_[:, 0] * center
+            self.sigmoid_ = lr
         else:
             raise ValueError(f"calibration method must be 'isotonic' or 'sigmoid', got {self.method!r}")
         return self
@@ -121,25 +129,34 @@ class SignalModel:
             "verbosity": -1,
         }
 
-    def fit(self, X: pd.DataFrame, y, X_val: pd.DataFrame, y_val) -> SignalModel:
-        """Fit on ``(X, y)``, stop early and calibrate on ``(X_val, y_val)``."""
+    def fit(self, X: pd.DataFrame, y, X_val: pd.DataFrame, y_val, *, weight=None, val_weight=None) -> SignalModel:
+        """Fit on ``(X, y)``, stop early and calibrate on ``(X_val, y_val)``.
+
+        ``weight`` / ``val_weight`` are optional row weights (a customer bootstrap draws customers
+        with replacement: a row counts as often as its customer was drawn).
+
+        Raises
+        ------
+        DataError
+            The training or validation rows lack positives or negatives.
+        """
         s = self.lightgbm or LightGBMSettings()
         y, y_val = np.asarray(y), np.asarray(y_val)
         for name, labels in (("training", y), ("validation", y_val)):
             if len(np.unique(labels)) < 2:
-                raise ValueError(f"the {name} rows need both positives and negatives (got {int(labels.sum())} positives "
-                                 f"in {len(labels)} rows)")
+                raise DataError(f"the {name} rows need both positives and negatives (got {int(labels.sum())} positives "
+                                f"in {len(labels)} rows)")
         if list(X_val.columns) != list(X.columns):
             raise ValueError("training and validation features differ")
-        train = lgb.Dataset(X, y, free_raw_data=True)
-        valid = lgb.Dataset(X_val, y_val, reference=train)
+        train = lgb.Dataset(X, y, weight=weight, free_raw_data=True)
+        valid = lgb.Dataset(X_val, y_val, weight=val_weight, reference=train)
         self.booster_ = lgb.train(
             self._params(), train, num_boost_round=s.n_estimators, valid_sets=[valid], valid_names=["validation"],
             callbacks=[lgb.early_stopping(s.early_stopping_rounds, verbose=False)],
         )
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
         self.feature_names_ = list(X.columns)
-        self.calibrator_ = Calibrator(self.calibration).fit(self.decision_function(X_val), y_val)
+        self.calibrator_ = Calibrator(self.calibration).fit(self.decision_function(X_val), y_val, weight=val_weight)
         return self
 
     def _check(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -193,7 +210,7 @@ class SignalModel:
             "calibration": self.calibration,
             "seed": self.seed,
         }
-        (folder / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        (folder / "model.json").write_text(json.dumps(meta, indent=2, allow_nan=False), encoding="utf-8")
         return folder
 
     @classmethod
