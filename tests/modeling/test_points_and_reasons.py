@@ -1,14 +1,23 @@
-"""Learned points on a hand-made model whose answer is known; reasons in stable plain words."""
+"""Learned points on a hand-made model whose answer is known (own / shared split, where points are
+defined, the scale, the refit intervals); reasons in stable plain words."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import t as student_t
 
 from signals.features.spec import FeatureSpec
 from signals.modeling.explain import group_of, reasons
-from signals.modeling.points import points_table, touch_effects
+from signals.modeling.points import (
+    NA_POPULATION,
+    NA_SUPPORT,
+    points_table,
+    summarize_effects,
+    touch_effects,
+    what_if,
+)
 from signals.settings import load_settings
 
 SETTINGS = load_settings()
@@ -39,32 +48,92 @@ def _events():
     })
 
 
-def test_touch_effects_recover_a_known_model_with_consistent_feature_updates():
-    coefficients = {"webinar": 2.0, "seminar": -1.0, "sales_visit": 0.25}
+def _design(**kwargs):
     reference = pd.DataFrame({"customer_id": ["a", "b", "c"], "cutoff": [T, T, T]})
-    effects = touch_effects(LinearInCounts(coefficients), _events(), reference, SPEC)
-    assert list(effects.columns) == list(SPEC.catalog)
-    # one more touch one second before the cutoff: its 7-day count +1, and the last touch is now
-    # (recency 1 s) instead of 3 / 10 days ago, or never (c has only a future event: recency NaN -> 0)
+    return what_if(_events(), reference, SPEC, **kwargs)
+
+
+def test_own_and_shared_effects_split_a_known_model_exactly():
+    coefficients = {"webinar": 2.0, "seminar": -1.0, "sales_visit": 0.25}
+    design = _design()
+    effects = touch_effects(LinearInCounts(coefficients), design)
+    assert list(effects.total.columns) == list(SPEC.catalog)
+    # one more touch one second before the cutoff: its own 7-day count +1 (own), and the last touch
+    # of any type is now (recency 1 s, shared) instead of 3 / 10 days ago, or never (c: NaN -> 0)
     recency_change = 0.5 * (1 / 86_400 - np.array([3.0, 10.0, 0.0]))
     for name in SPEC.catalog:
-        expected = coefficients.get(name, 0.0) + recency_change
-        np.testing.assert_allclose(effects[name].to_numpy(), expected, atol=1e-9, err_msg=name)
+        own = coefficients.get(name, 0.0)
+        np.testing.assert_allclose(effects.own[name].to_numpy(), own, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(effects.shared[name].to_numpy(), recency_change, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(effects.total[name].to_numpy(), own + recency_change, atol=1e-9, err_msg=name)
 
 
-def test_points_table_scale_rule_and_sign():
-    effects = pd.DataFrame({name: np.full(4, 0.0) for name in SPEC.catalog})
-    effects["webinar"] = [0.2, 0.2, 0.2, 0.2]
-    effects["seminar"] = [-0.1, -0.1, -0.1, -0.1]
+def test_a_type_the_model_ignores_gets_no_own_effect_however_much_any_touch_is_worth():
+    """The leak of issue 14: 'a touch happened' (here: recency of any touch) is worth a lot, the
+    newsletter nothing; the old total effect gave the newsletter the shared effect as its points."""
+    design = _design()
+    effects = touch_effects(LinearInCounts({"webinar": 1.0}), design)
+    summary = summarize_effects(effects, design)
+    assert summary.loc["newsletter", "own_logodds"] == pytest.approx(0.0, abs=1e-12)
+    assert abs(summary.loc["newsletter", "total_logodds"]) > 1.0  # what the old table showed
+    table = points_table(summary, design, SPEC, task="purchase")
+    newsletter = table.set_index("touchpoint").loc["newsletter"]
+    assert newsletter["own_points"] == pytest.approx(0.0, abs=1e-9)
+    assert newsletter["total_points"] == pytest.approx(newsletter["own_points"] + newsletter["shared_points"])
+
+
+def test_points_scale_rule_sign_and_interval_columns():
+    summary = pd.DataFrame({"own_logodds": 0.0, "shared_logodds": 0.1, "total_logodds": 0.1}, index=list(SPEC.catalog))
+    summary.loc["webinar", "own_logodds"] = 0.2
+    summary.loc["seminar", "own_logodds"] = -0.1
+    design = _design()
     total_prior = sum(abs(tp.prior_points) for tp in SPEC.catalog.values())
-    purchase = points_table(effects, ["x", "y", "x", "z"], SPEC, task="purchase", rounds=20).set_index("touchpoint")
-    assert purchase.loc["webinar", "learned_points"] == pytest.approx(total_prior * 2 / 3)
-    assert purchase.loc["seminar", "learned_points"] == pytest.approx(-total_prior / 3)
-    assert purchase["learned_points"].abs().sum() == pytest.approx(total_prior)
-    churn = points_table(effects, ["x", "y", "x", "z"], SPEC, task="churn", rounds=20).set_index("touchpoint")
-    assert churn.loc["webinar", "learned_points"] == pytest.approx(-total_prior * 2 / 3)  # raises churn: negative
-    assert (purchase["low"] <= purchase["learned_points"] + 1e-9).all()
-    assert (purchase["high"] >= purchase["learned_points"] - 1e-9).all()
+    purchase = points_table(summary, design, SPEC, task="purchase").set_index("touchpoint")
+    assert purchase.loc["webinar", "own_points"] == pytest.approx(total_prior * 2 / 3)
+    assert purchase.loc["seminar", "own_points"] == pytest.approx(-total_prior / 3)
+    assert purchase["own_points"].abs().sum() == pytest.approx(total_prior)
+    churn = points_table(summary, design, SPEC, task="churn").set_index("touchpoint")
+    assert churn.loc["webinar", "own_points"] == pytest.approx(-total_prior * 2 / 3)  # raises churn: negative
+    # no refits, no interval; the column names say what the intervals are
+    assert purchase["own_points_refit_low"].isna().all() and (purchase["interval"] == "none").all()
+    rng = np.random.default_rng(0)
+    draws = [summary + rng.normal(0, 0.01, summary.shape) for _ in range(8)]
+    refitted = points_table(summary, design, SPEC, task="purchase", draws=draws, interval="test").set_index("touchpoint")
+    spread = np.std([d.loc["webinar", "own_logodds"] for d in draws], ddof=1)
+    half = refitted.loc["webinar", "own_logodds_refit_high"] - refitted.loc["webinar", "own_logodds"]
+    assert half == pytest.approx(student_t.ppf(0.975, 7) * spread)
+    assert (refitted["refits"] == 8).all() and (refitted["own_points_refit_low"] < refitted["own_points"]).all()
+
+
+def test_points_only_where_defined_and_the_scale_ignores_the_rest():
+    """A purchase just before the cutoff makes a customer ineligible for the purchase task: no
+    points, the reason, and a huge effect there does not rescale the other types (issue 14, 1)."""
+    calm = _design(task="purchase", labels=SETTINGS.labels)
+    assert calm.status["purchase"] == NA_POPULATION and "purchase task's population" in calm.reason["purchase"]
+    assert calm.status["webinar"] == "defined"
+    small = touch_effects(LinearInCounts({"webinar": 1.0, "purchase": 0.1}), calm)
+    huge = touch_effects(LinearInCounts({"webinar": 1.0, "purchase": 50.0}), calm)
+    a = points_table(summarize_effects(small, calm), calm, SPEC, task="purchase").set_index("touchpoint")
+    b = points_table(summarize_effects(huge, calm), calm, SPEC, task="purchase").set_index("touchpoint")
+    assert np.isnan(a.loc["purchase", "own_points"]) and a.loc["purchase", "status"] == NA_POPULATION
+    pd.testing.assert_series_equal(a["own_points"], b["own_points"])
+    defined = [t for t in SPEC.catalog if t != "purchase"]
+    assert a.loc[defined, "own_points"].abs().sum() == pytest.approx(sum(abs(SPEC.catalog[t].prior_points) for t in defined))
+    # contractual churn: a cancellation takes an active subscriber out of the population
+    events = pd.DataFrame({"customer_id": ["a", "a"], "ts": [T - 100 * DAY, T - 3 * DAY],
+                           "touchpoint": ["purchase", "webinar"], "value": [1000.0, 0.0]})
+    churn = what_if(events, pd.DataFrame({"customer_id": ["a"], "cutoff": [T]}), SPEC, task="churn",
+                    labels=SETTINGS.labels)
+    assert churn.status["cancellation"] == NA_POPULATION and churn.status["renewal"] == "defined"
+
+
+def test_types_outside_the_training_support_get_no_points():
+    design = _design()
+    training = design.X.copy()
+    training["recency__seminar__days"] = 400.0  # no training row had a recent seminar
+    supported = what_if(_events(), pd.DataFrame({"customer_id": ["a", "b", "c"], "cutoff": [T] * 3}), SPEC,
+                        training=pd.concat([training] * 20, ignore_index=True))
+    assert supported.status["seminar"] == NA_SUPPORT and "training row" in supported.reason["seminar"]
 
 
 def test_reason_groups():
