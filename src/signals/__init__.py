@@ -18,6 +18,9 @@ guessed (see :mod:`signals.schemas`).
 
 Scoring (``signals.score(settings, as_of=...)``) writes every customer's probability, band,
 temperature, alarm and reasons of both tasks to the CRM table; see :mod:`signals.jobs.score`.
+
+``fit_task`` chains four steps a notebook can also run (or swap) one by one:
+``training_set`` -> ``fit_model`` -> ``learn_points`` -> ``evaluate``.
 """
 
 from __future__ import annotations
@@ -60,11 +63,19 @@ _EXPORTS = {
     # models
     "SignalModel": "signals.modeling.estimators",
     "time_split": "signals.modeling.splits",
+    "rolling_origins": "signals.modeling.splits",
     "bootstrap_metrics": "signals.modeling.metrics",
+    "backtest_metrics": "signals.modeling.metrics",
+    "what_if": "signals.modeling.points",
     "touch_effects": "signals.modeling.points",
     "points_table": "signals.modeling.points",
     "reasons": "signals.modeling.explain",
+    "training_set": "signals.modeling.training",
+    "fit_model": "signals.modeling.training",
+    "learn_points": "signals.modeling.training",
+    "evaluate": "signals.modeling.training",
     "fit_task": "signals.modeling.training",
+    "TrainingSet": "signals.modeling.training",
     "TrainedTask": "signals.modeling.training",
     # scoring
     "score": "signals.jobs.score",
@@ -99,10 +110,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.messy import messy_sources
     from signals.modeling.estimators import SignalModel
     from signals.modeling.explain import reasons
-    from signals.modeling.metrics import bootstrap_metrics
-    from signals.modeling.points import points_table, touch_effects
-    from signals.modeling.splits import time_split
-    from signals.modeling.training import TrainedTask, fit_task
+    from signals.modeling.metrics import backtest_metrics, bootstrap_metrics
+    from signals.modeling.points import points_table, touch_effects, what_if
+    from signals.modeling.splits import rolling_origins, time_split
+    from signals.modeling.training import (
+        TrainedTask,
+        TrainingSet,
+        evaluate,
+        fit_model,
+        fit_task,
+        learn_points,
+        training_set,
+    )
     from signals.schemas import check_cutoffs, check_events, normalize_ids, to_utc
     from signals.settings import Settings, load_settings
     from signals.simulate import SimulatedWorld, simulate_crm

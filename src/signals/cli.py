@@ -286,18 +286,20 @@ def _interval(estimate: float, low: float, high: float, digits: int = 3) -> str:
 def print_training(run) -> None:
     """The evaluation table, the points table and the truth check of a training run."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     trained = run.trained
     split = trained.split.describe()
-    console.print(f"[bold]{trained.task}[/bold]: train {split['train']}, validation {split['validation']}, "
-                  f"test {split['test']}, embargo {split['embargo']}; rows {trained.rows['train']:,} / "
-                  f"{trained.rows['validation']:,} / {trained.rows['test']:,} "
+    console.print(f"[bold]{trained.task}[/bold]: {trained.rows['origins']} backtest origin(s); the kept model: train "
+                  f"{split['train']}, validation {split['validation']}, test {split['test']}, embargo {split['embargo']}; "
+                  f"rows {trained.rows['train']:,} / {trained.rows['validation']:,} / {trained.rows['test']:,} "
                   f"(positives {trained.rows['train_positives']:,} / {trained.rows['validation_positives']:,} / "
                   f"{trained.rows['test_positives']:,}); {trained.model.best_iteration_} trees")
     metrics = trained.metrics
     order = metrics[metrics["metric"] == "roc_auc"].sort_values("estimate", ascending=False)["model"].tolist()
-    table = Table(title=f"{trained.task}: test cutoffs (ROC AUC with 95% bootstrap interval over customers)",
+    table = Table(title=f"{trained.task}: test cutoffs of {trained.rows['origins']} origin(s), "
+                        f"{trained.rows['test_all_origins']:,} rows (mean over origins; 95% interval over origins x customers)",
                   box=box.SIMPLE_HEAD)
     for column in ("model", "ROC AUC [95%]", "PR AUC", "lift@10%", "Brier", "ECE"):
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
@@ -311,14 +313,25 @@ def print_training(run) -> None:
     versus = ", ".join(f"{r.baseline} {r.estimate:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
                        for r in trained.versus.sort_values("estimate").itertuples())
     console.print(f"ROC AUC of lightgbm minus each baseline (paired bootstrap): {versus}")
-    points = Table(title=f"{trained.task}: learned points (配点), what one more touch now is worth; "
-                         f"temperature half-life {trained.half_life_days:g} days", box=box.SIMPLE_HEAD)
-    for column in ("touchpoint", "initiated by", "prior", "learned [95%]", "log-odds"):
-        points.add_column(column, justify="left" if column in ("touchpoint", "initiated by") else "right")
-    for r in trained.points.sort_values("learned_points", ascending=False).itertuples():
-        points.add_row(r.touchpoint, r.initiated_by, f"{r.prior_points:g}",
-                       _interval(r.learned_points, r.low, r.high, 1), f"{r.effect_logodds:+.3f}")
+    interval = str(trained.points["interval"].iloc[0])
+    points = Table(title=f"{trained.task}: learned points (配点), the own effect of one more touch now "
+                         f"(interval: {interval}); temperature half-life {trained.half_life_days:g} days",
+                   box=box.SIMPLE_HEAD)
+    for column in ("touchpoint", "prior", "points (own) [95%]", "shared", "total", "per month", "log-odds (own)"):
+        points.add_column(column, justify="left" if column == "touchpoint" else "right")
+    table_rows = trained.points.assign(_o=trained.points["own_points"].fillna(-1e9)).sort_values("_o", ascending=False)
+    for r in table_rows.itertuples():
+        if r.status != "defined":
+            points.add_row(r.touchpoint, f"{r.prior_points:g}", escape(r.status), "", "", "", "")
+            continue
+        own = (_interval(r.own_points, r.own_points_refit_low, r.own_points_refit_high, 1)
+               if r.refits else f"{r.own_points:.1f}")
+        points.add_row(r.touchpoint, f"{r.prior_points:g}", own, f"{r.shared_points:+.1f}", f"{r.total_points:.1f}",
+                       f"{r.own_points_per_month:.1f}", f"{r.own_logodds:+.3f}")
     console.print(points)
+    for r in trained.points.itertuples():
+        if r.status != "defined":
+            console.print(f"  {r.touchpoint}: {escape(r.status)}: {escape(r.reason)}")
     top = trained.top_reasons.head(5)
     console.print(f"highest {trained.task} probabilities at {max(trained.split.test):%Y-%m-%d} and why:")
     for r in top.itertuples():
@@ -342,11 +355,19 @@ def train_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Bundle folder; default: paths.models_dir/<task>.")
     ] = None,
+    auto_split: Annotated[
+        bool,
+        typer.Option("--auto-split", help="Fit the split to the history there is: use every cutoff the data allows "
+                                          "and the largest honest split that fits (fewer origins, then fewer "
+                                          "validation / test cutoffs, then the embargo before test only). The horizon "
+                                          "and the embargo before test are never changed."),
+    ] = False,
 ) -> None:
     """Train LightGBM for a task on paths.events and evaluate it out of time.
 
-    Splits the cutoff grid in time (train / validation / test, with an embargo of one label horizon), fits with early stopping, calibrates on validation, learns the points table (what one more touch of each type is worth now) and the temperature half-life, and scores the model and the baselines (logistic regression, prior-points temperature, RFM, falling frequency, learned-points temperature) on the test cutoffs. Writes the model bundle and figures.
+    A rolling-origin backtest: model.backtest_origins test origins, each with its own train / validation / test cutoffs and an embargo of one label horizon; each origin fits with early stopping and calibrates on validation. The latest origin's model is kept: its points table (the own effect of one more touch of each type now, with intervals from refitting on customer samples; shared and total parts; "n/a" where a touch is outside the task's population or the training data) and the temperature half-life are learned. The model and the baselines (logistic regression, prior-points temperature, RFM, falling frequency, learned-points temperature) are scored per origin and pooled. Writes the model bundle (whole or not at all; one run per bundle) and figures. Fails with the reason and no bundle when the split does not fit the history or a validation / test period has too few positives.
     """
+    from signals.errors import OutputError
     from signals.jobs.train import run_train
     from signals.labels import TASKS
 
@@ -354,7 +375,8 @@ def train_command(
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     settings = load_cli_settings(config, overrides)
     _check_training_inputs(settings)
-    run = run_train(settings, task=task, out_dir=out, progress=lambda m: err_console.print(f"  {m}", style="dim"))
+    run = run_train(settings, task=task, out_dir=out, auto_split=auto_split,
+                    progress=lambda m: err_console.print(f"  {m}", style="dim"))
     print_training(run)
 
 

@@ -224,17 +224,37 @@ class LightGBMSettings(_Frozen):
     num_threads: int = Field(default=0, ge=0, description="0 = all cores")
 
 
+EmbargoMode = Literal["full", "test", "none"]
+
+
 class ModelSettings(_Frozen):
-    validation_cutoffs: int = Field(default=2, ge=1)
-    test_cutoffs: int = Field(default=2, ge=1)
-    embargo: bool = Field(default=True, description="leave one label horizon between train, validation and test")
+    """Training, the rolling-origin backtest, learned points and their intervals."""
+
+    validation_cutoffs: int = Field(default=2, ge=1, description="per backtest origin")
+    test_cutoffs: int = Field(default=1, ge=1, description="per backtest origin")
+    backtest_origins: int = Field(default=4, ge=1, description="test origins of the rolling-origin backtest")
+    embargo: EmbargoMode = Field(
+        default="full", description="full: one label horizon before validation and before test; test: before "
+                                    "test only; none (true / false are read as full / none)")
+    min_positives: int = Field(default=10, ge=1, description="positives (and negatives) every validation and "
+                                                             "test period needs to be measured")
     calibration: Literal["isotonic", "sigmoid"] = Field(
         default="sigmoid", description="sigmoid keeps the ranking strictly (no ties among top customers)")
     lightgbm: LightGBMSettings = LightGBMSettings()
     half_life_grid_days: tuple[float, ...] = (7, 14, 21, 30, 45, 60, 90)
     points_reference_rows: int = Field(default=3000, ge=10)
+    points_interval: Literal["half_sample", "bootstrap", "none"] = Field(
+        default="half_sample", description="how the points' intervals refit the whole model")
+    points_refits: int = Field(default=10, ge=2, description="refits behind the points' intervals")
     bootstrap_rounds: int = Field(default=200, ge=10)
     seed: int = 42
+
+    @field_validator("embargo", mode="before")
+    @classmethod
+    def _embargo(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # the old boolean form: true = both gaps, false = none
+            return "full" if v else "none"
+        return v
 
     @field_validator("half_life_grid_days")
     @classmethod
@@ -333,6 +353,8 @@ class SimulateSettings(_Frozen):
     shift_date: dt.date | None = dt.date(2024, 7, 1)
     true_half_life_days: float = Field(default=30, gt=0)
     activity_scale: float = Field(default=1.0, gt=0, description="multiplies every touch rate")
+    confounding: bool = Field(default=False, description="a world built to fool the learned points (targeted "
+                                                         "sales, saturating and segment-dependent effects)")
     seed: int = 7
 
     @model_validator(mode="after")

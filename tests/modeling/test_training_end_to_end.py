@@ -1,23 +1,38 @@
-"""End to end on small simulator data: the learned points recover the truth's ranking."""
+"""End to end on small simulator data: the composable steps, the rolling-origin backtest, the
+learned points (own effect, where defined, refit intervals) against the truth, and the bundle."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from signals.jobs.train import run_train, write_bundle
-from signals.modeling.training import fit_task, truth_agreement
+from signals.dataset import LABEL
+from signals.jobs.train import write_bundle
+from signals.modeling.metrics import roc_auc
+from signals.modeling.points import NA_POPULATION
+from signals.modeling.training import (
+    MODEL_NAME,
+    evaluate,
+    fit_model,
+    fit_task,
+    learn_points,
+    training_set,
+    truth_agreement,
+)
 from signals.settings import load_settings
 from signals.simulate import simulate_crm
 
 pytestmark = pytest.mark.slow
 
 OVERRIDES = [
-    "simulate.n_customers=6000",
+    "simulate.n_customers=5000",
     "model.lightgbm.num_threads=1",
     "model.bootstrap_rounds=50",
     "model.points_reference_rows=1500",
+    "model.points_refits=4",
 ]
 
 
@@ -27,34 +42,98 @@ def world():
     return settings, simulate_crm(settings)
 
 
-@pytest.mark.parametrize("task", ["purchase", "churn"])
-def test_learned_points_recover_the_true_ranking(world, task, tmp_path):
+@pytest.fixture(scope="module")
+def trained(world):
     settings, sim = world
-    trained = fit_task(sim.events, settings, task=task, customers=sim.customers)
-    agreement = truth_agreement(trained, sim.truth)
+    return {task: fit_task(sim.events, settings, task=task, customers=sim.customers) for task in ("purchase", "churn")}
+
+
+@pytest.mark.parametrize("task", ["purchase", "churn"])
+def test_learned_points_recover_the_true_ranking(world, trained, task, tmp_path):
+    settings, sim = world
+    result = trained[task]
+    agreement = truth_agreement(result, sim.truth)
     assert agreement["regime"] == "after"
     assert agreement["spearman"] >= 0.75, agreement
+    # the newsletter's true weight is 0: its own points' refit interval covers 0 (issue 14, 2)
+    newsletter = result.points.set_index("touchpoint").loc["newsletter"]
+    assert newsletter["own_points_refit_low"] <= 0 <= newsletter["own_points_refit_high"], newsletter
+    # a purchase takes a customer out of the purchase task; a cancellation out of churn (issue 14, 1)
+    na = {"purchase": "purchase", "churn": "cancellation"}[task]
+    assert result.points.set_index("touchpoint").loc[na, "status"] == NA_POPULATION
     # better than chance and than the falling-frequency rule, on cutoffs it never saw
-    assert trained.metric("lightgbm", "roc_auc") > 0.6
-    assert trained.metric("lightgbm", "roc_auc") > trained.metric("falling_frequency", "roc_auc")
-    assert max(trained.split.train) < min(trained.split.validation) < min(trained.split.test)
-    bundle = write_bundle(trained, tmp_path / task, truth=sim.truth, settings=settings, seconds=0.0)
-    summary = json.loads((bundle / "summary.json").read_text())
+    assert result.metric("lightgbm", "roc_auc") > 0.6
+    assert result.metric("lightgbm", "roc_auc") > result.metric("falling_frequency", "roc_auc")
+    bundle = write_bundle(result, tmp_path / task, truth=sim.truth, settings=settings, seconds=0.0)
+    summary = json.loads((bundle / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert summary["truth_agreement"]["spearman"] == pytest.approx(agreement["spearman"])
-    for figure in ("points", "metrics", "gains", "calibration", "half_life"):
+    assert summary["metrics"]["lightgbm.roc_auc_low"] <= summary["metrics"]["lightgbm.roc_auc"]
+    for figure in ("points", "metrics", "metrics_by_origin", "gains", "calibration", "half_life"):
         assert (bundle / "figures" / f"{figure}.png").stat().st_size > 10_000
+    for table in ("points.csv", "points_refits.csv", "metrics_by_origin.csv", "validation_scores.parquet"):
+        assert (bundle / table).is_file()
+
+
+def test_the_backtest_has_four_embargoed_origins_and_pools_them(trained):
+    result = trained["purchase"]
+    assert len(result.splits) == 4 and result.split == result.splits[-1]
+    horizon = pd.Timedelta(days=result.splits[0].horizon_days)
+    tests = [t for s in result.splits for t in s.test]
+    assert len(tests) == len(set(tests)) == 4  # every test cutoff scored once
+    for split in result.splits:
+        assert max(split.train) < min(split.validation) <= max(split.validation) < min(split.test)
+        assert all(t + horizon <= split.test[0] for t in split.train + split.validation)
+        assert all(t + horizon <= split.validation[0] for t in split.train)
+    by_origin = result.metrics_by_origin
+    auc = by_origin[(by_origin["model"] == MODEL_NAME) & (by_origin["metric"] == "roc_auc")]
+    assert len(auc) == 4
+    pooled = result.metrics[(result.metrics["model"] == MODEL_NAME) & (result.metrics["metric"] == "roc_auc")].iloc[0]
+    assert pooled["estimate"] == pytest.approx(auc["estimate"].mean())
+    assert pooled["low"] < pooled["estimate"] < pooled["high"]
+    # each origin's metric is that origin's model on that origin's test rows
+    scores = result.test_scores[result.test_scores["origin"] == result.splits[0].origin]
+    assert auc.iloc[0]["estimate"] == pytest.approx(roc_auc(scores[LABEL], scores[f"score__{MODEL_NAME}"]))
+    # the kept model's validation rows are there for choosing cut points (issue 17)
+    assert set(result.validation_scores["cutoff"]) == set(result.split.validation)
+    assert {"prob__lightgbm", "score__learned_temperature"} <= set(result.validation_scores.columns)
+
+
+def test_fit_task_is_its_public_steps_chained(world, trained):
+    settings, sim = world
+    result = trained["purchase"]
+    ts = training_set(sim.events, settings, task="purchase", customers=sim.customers)
+    model = fit_model(ts, result.split, settings)
+    test = result.split.masks(ts.data)[2]
+    X = ts.data.loc[test, ts.features]
+    np.testing.assert_allclose(model.probability(X), result.model.probability(X), rtol=1e-12)
+    points = learn_points(model, ts, result.split, settings, refit=None)
+    pd.testing.assert_series_equal(points.table["own_points"], result.points["own_points"])
+    assert points.table["own_points_refit_low"].isna().all()  # refit=None: no interval
+    evaluation = evaluate(model, ts, result.split, settings, points=points)
+    mine = evaluation.test_scores
+    kept = result.test_scores[result.test_scores["origin"] == result.split.origin].reset_index(drop=True)
+    np.testing.assert_allclose(mine["prob__lightgbm"], kept["prob__lightgbm"], rtol=1e-12)
+    # the intervals come from refits of the whole model: one row per refit and type
+    assert result.point_draws["refit"].nunique() == settings.model.points_refits
+    draws = result.point_draws.pivot(index="refit", columns="touchpoint", values="own_logodds")["webinar"]
+    row = result.points.set_index("touchpoint").loc["webinar"]
+    from scipy.stats import t as student_t
+
+    half = student_t.ppf(0.975, len(draws) - 1) * draws.std(ddof=1)
+    assert row["own_logodds_refit_high"] - row["own_logodds"] == pytest.approx(half)
 
 
 def test_train_job_reads_files_and_writes_a_bundle(tmp_path, monkeypatch):
     from signals.jobs.simulate import run_simulate
+    from signals.jobs.train import checkpoint_folder, run_train
 
     monkeypatch.chdir(tmp_path)
-    settings = load_settings(overrides=[*OVERRIDES, "simulate.n_customers=2500"])
+    settings = load_settings(overrides=[*OVERRIDES, "simulate.n_customers=2500", "model.backtest_origins=1",
+                                        "model.points_interval=none"])
     run_simulate(settings, messy=False)
     run = run_train(settings, task="purchase")
     assert run.bundle.resolve() == (tmp_path / "models" / "purchase").resolve()
-    import numpy as np
-
+    assert not checkpoint_folder(run.bundle).exists()  # removed once the bundle is in place
     from signals.features.matrix import build_features
     from signals.features.spec import FeatureSpec
     from signals.io.tables import read_events
@@ -63,7 +142,7 @@ def test_train_job_reads_files_and_writes_a_bundle(tmp_path, monkeypatch):
     # the bundle alone (spec + model) rebuilds the test features and reproduces the run's probabilities
     model = SignalModel.load(run.bundle / "model")
     spec = FeatureSpec.from_json((run.bundle / "spec.json").read_text())
-    assert spec.learned_points == run.trained.points_by_type
+    assert {t: p for t, p in spec.learned_points.items() if p} == {t: p for t, p in run.trained.points_by_type.items() if p}
     scores = run.trained.test_scores
     X = build_features(read_events(settings.paths.events), scores[["customer_id", "cutoff"]], spec)
     np.testing.assert_allclose(model.probability(X), scores["prob__lightgbm"], rtol=1e-12)

@@ -1,8 +1,8 @@
 """Figures of a training run, as matplotlib ``Figure`` objects (no pyplot state, no GUI backend).
 
 Each function takes the tables of :class:`signals.modeling.training.TrainedTask` and returns a
-figure; :func:`save_figure` writes it as PNG. The jobs save them next to the model and the MLflow
-run logs them.
+figure; :func:`save_figure` writes it as PNG. ``signals train`` (:mod:`signals.jobs.train`) saves
+them in the model bundle's ``figures/`` folder; nothing logs them to MLflow yet.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_calibration", "plot_gains", "plot_half_life", "plot_metrics", "plot_points", "plot_score_distribution", "save_figure"]
+__all__ = ["plot_calibration", "plot_gains", "plot_half_life", "plot_metrics", "plot_metrics_by_origin", "plot_points",
+           "plot_score_distribution", "save_figure"]
 
 _COLORS = {"lightgbm": "#1f77b4", "learned_temperature": "#d62728", "logistic_regression": "#2ca02c",
            "prior_temperature": "#ff7f0e", "rfm": "#7f7f7f", "falling_frequency": "#9467bd"}
@@ -34,24 +35,37 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
 
 
 def plot_points(points: pd.DataFrame, *, task: str, truth: dict[str, float] | None = None) -> Figure:
-    """Learned points (with their interval) next to the prior points, one row per touchpoint."""
-    table = points.sort_values("learned_points")
+    """The learned points table as bars: each type's **own** points with their refit interval, next
+    to the prior points; the shared part ("a touch happened") and the total as markers. Types
+    without points (outside the task's population or the training data) read "n/a"."""
+    table = points.assign(_order=points["own_points"].fillna(-np.inf)).sort_values("_order")
     y = np.arange(len(table))
-    fig = _figure(7.5, 0.38 * len(table) + 1.5)
+    fig = _figure(8.0, 0.4 * len(table) + 1.8)
     ax = fig.add_subplot()
     ax.barh(y - 0.2, table["prior_points"], height=0.38, color="#bbbbbb", label="prior points (hand-set)")
-    err = np.vstack([table["learned_points"] - table["low"], table["high"] - table["learned_points"]])
-    ax.barh(y + 0.2, table["learned_points"], height=0.38, color=_COLORS["lightgbm"], xerr=err, capsize=2,
-            label="learned points (95% interval)")
+    own = table["own_points"].to_numpy(dtype=float)
+    low, high = table["own_points_refit_low"].to_numpy(dtype=float), table["own_points_refit_high"].to_numpy(dtype=float)
+    err = np.vstack([own - low, high - own])
+    err = np.where(np.isfinite(err), err, 0.0)
+    interval = str(table["interval"].iloc[0]) if "interval" in table and len(table) else "none"
+    ax.barh(y + 0.2, np.nan_to_num(own), height=0.38, color=_COLORS["lightgbm"], xerr=err, capsize=2,
+            label="learned points, own effect" + (f" ({interval})" if interval != "none" else " (no interval)"))
+    ax.scatter(table["shared_points"], y + 0.2, marker="|", color="#444444", s=80, zorder=3,
+               label='shared part ("a touch happened")')
+    ax.scatter(table["total_points"], y + 0.2, marker="x", color="#444444", s=25, zorder=3, label="total (own + shared)")
+    for yi, (value, status) in enumerate(zip(own, table["status"], strict=True)):
+        if not np.isfinite(value):
+            ax.annotate(status, (0, yi + 0.2), textcoords="offset points", xytext=(4, -3), fontsize=7, color="#aa0000")
     if truth:
-        ratio = np.nansum(np.abs(table["learned_points"])) / max(np.nansum(np.abs(list(truth.values()))), 1e-12)
+        shown = np.nansum(np.abs([v for t, v in zip(table["touchpoint"], own, strict=True) if t in truth]))
+        ratio = shown / max(np.nansum(np.abs(list(truth.values()))), 1e-12)
         xs = [truth.get(t, np.nan) * ratio for t in table["touchpoint"]]
-        ax.scatter(xs, y + 0.2, marker="D", color="black", zorder=3, s=18, label="true weight (same total scale)")
+        ax.scatter(xs, y + 0.2, marker="D", color="black", zorder=4, s=18, label="true weight (same total scale)")
     ax.set_yticks(y, table["touchpoint"])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("points per touch, now" + (" (positive = lowers churn risk)" if task == "churn" else ""))
-    ax.set_title(f"{task}: learned points (haiten) vs prior points")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("points per touch, now: the type's own effect" + (" (positive = lowers churn risk)" if task == "churn" else ""))
+    ax.set_title(f"{task}: learned points (haiten), own effect of one more touch, vs prior points")
+    ax.legend(loc="lower right", fontsize=7)
     return fig
 
 
@@ -66,8 +80,31 @@ def plot_metrics(metrics: pd.DataFrame, *, task: str, metric: str = "roc_auc") -
     for yi, value in enumerate(table["estimate"]):
         ax.annotate(f"{value:.3f}", (value, yi), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_yticks(y, table["model"])
-    ax.set_xlabel(f"{metric} on the test cutoffs (95% bootstrap interval over customers)")
+    ax.set_xlabel(f"{metric} on the test cutoffs, mean over backtest origins (95% interval over origins x customers)")
     ax.set_title(f"{task}: model vs baselines")
+    return fig
+
+
+def plot_metrics_by_origin(by_origin: pd.DataFrame, *, task: str, models: list[str], metric: str = "roc_auc") -> Figure:
+    """One metric per backtest origin for each model, with its bootstrap interval over customers."""
+    table = by_origin[by_origin["metric"] == metric]
+    fig = _figure(7.5, 4.5)
+    ax = fig.add_subplot()
+    origins = sorted(table["origin"].unique())
+    x = np.arange(len(origins))
+    for i, model in enumerate(models):
+        rows = table[table["model"] == model].set_index("origin").reindex(origins)
+        if rows["estimate"].isna().all():
+            continue
+        shift = (i - len(models) / 2) * 0.04
+        err = np.vstack([rows["estimate"] - rows["low"], rows["high"] - rows["estimate"]])
+        ax.errorbar(x + shift, rows["estimate"], yerr=np.where(np.isfinite(err), err, 0.0), marker="o", capsize=2,
+                    label=model, color=_COLORS.get(model))
+    ax.set_xticks(x, [f"{pd.Timestamp(o):%Y-%m-%d}" for o in origins])
+    ax.set_xlabel("backtest origin (first test cutoff)")
+    ax.set_ylabel(f"{metric} (95% bootstrap interval over customers)")
+    ax.set_title(f"{task}: model vs baselines at each origin")
+    ax.legend(fontsize=7)
     return fig
 
 
