@@ -60,6 +60,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping
@@ -133,6 +134,7 @@ _HOUR_PROFILE_OF: dict[str, str] = {
 _SECONDS_PER_DAY = 86_400
 _DAYS_PER_YEAR = 365.25
 _CANDIDATE_CHUNK = 65_536  # windows per chunk when drawing candidate touches (bounds memory)
+_SNAPSHOT_CUSTOMERS = 20_000  # confounded world: customers whose monthly states feed points_truth
 
 
 def _default_purchase_weights() -> dict[str, float]:
@@ -203,6 +205,17 @@ class WorldParameters:
         x4 for an average customer, a sharper surge for a quiet one.
     share_at_start, employees_median, employees_sigma
         Customers: share existing at the start; lognormal head count.
+    interest_targeting, confounded_touch_rates, latent_correlation, saturation_touches, segment_weight_multipliers
+        Used only by the confounded world (``simulate.confounding: true``), built to fool learned
+        points: the rates of the ``interest_targeting`` types (sales visits, calls, the
+        zero-weight newsletter) are multiplied by ``exp(g z - g^2 / 2)``, ``z = u / purchase_effect_sd``
+        the account's standardised latent purchase interest (sales and marketing target warm
+        accounts); ``confounded_touch_rates`` replace rates (newsletters go to active accounts
+        three times as often); the latent churn effect ``v`` correlates with ``u`` at
+        ``latent_correlation`` (interested accounts churn less); each type enters the hazards as
+        ``c * log(1 + D_k / c)`` with ``c = saturation_touches`` (the fifth touch adds less than the
+        first; one touch on a quiet history still adds about its weight); and the weights of some
+        types are multiplied by segment (``segment_weight_multipliers``).
     contract_value_scale, contract_value_exponent, contract_value_sigma, upsell_share, upsell_sigma, value_unit
         Values: lognormal with median ``scale * employees ** exponent`` (upsells ``upsell_share``
         of it), rounded to whole ``value_unit``.
@@ -251,6 +264,18 @@ class WorldParameters:
     upsell_share: float = 0.25
     upsell_sigma: float = 0.6
     value_unit: float = 1_000.0
+    interest_targeting: Mapping[str, float] = field(
+        default_factory=lambda: {"sales_visit": 0.9, "call": 0.7, "newsletter": 0.8})
+    confounded_touch_rates: Mapping[str, tuple[float, float, float]] = field(
+        default_factory=lambda: {"newsletter": (6.0, 18.0, 3.0)})
+    latent_correlation: float = -0.6
+    saturation_touches: float = 2.0
+    segment_weight_multipliers: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: {
+        "sales_visit": {"SMB": 0.6, "Mid": 1.0, "Enterprise": 1.5},
+        "webinar": {"SMB": 1.4, "Mid": 1.0, "Enterprise": 0.7},
+        "doc_request": {"SMB": 1.3, "Mid": 1.0, "Enterprise": 0.8},
+        "seminar": {"SMB": 0.8, "Mid": 1.0, "Enterprise": 1.2},
+    })
 
     def __post_init__(self) -> None:
         for name in ("purchase_weights", "purchase_weights_after_shift", "churn_weights",
@@ -285,9 +310,19 @@ class WorldParameters:
         unknown = sorted(set(self.coverage_types) - set(ENGAGEMENT_TYPES))
         if unknown:
             raise ValueError(f"WorldParameters.coverage_types has unknown types {unknown}")
+        for name, table in (("interest_targeting", self.interest_targeting),
+                            ("confounded_touch_rates", self.confounded_touch_rates),
+                            ("segment_weight_multipliers", self.segment_weight_multipliers)):
+            unknown = sorted(set(table) - set(ENGAGEMENT_TYPES))
+            if unknown:
+                raise ValueError(f"WorldParameters.{name} has unknown types {unknown}")
+        if any(set(m) != set(SEGMENTS) for m in self.segment_weight_multipliers.values()):
+            raise ValueError(f"segment_weight_multipliers need the segments {list(SEGMENTS)}")
+        if not -1 < self.latent_correlation < 1:
+            raise ValueError("latent_correlation must lie in (-1, 1)")
         positive = ("rate_scale", "engagement_shape", "coverage_shape", "multiplier_cap", "episode_mean_days",
                     "episode_max_days", "employees_median",
-                    "contract_value_scale", "value_unit", "upsell_share")
+                    "contract_value_scale", "value_unit", "upsell_share", "saturation_touches")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorldParameters.{name} must be > 0")
@@ -343,6 +378,7 @@ class _Calendar:
     weekend: np.ndarray        # (n_days,) bool
     next_year: np.ndarray      # (n_days,) day index of the same date one year later (n_days = never)
     shift_day: int             # first day of the after-shift period (n_days = no shift)
+    month_starts: np.ndarray   # day indices of the local 1st of each month
 
 
 def _calendar(settings: Settings) -> _Calendar:
@@ -364,6 +400,7 @@ def _calendar(settings: Settings) -> _Calendar:
         tz=settings.timezone, start=sim.start, end=sim.end, n_days=n_days, origin=int(seconds[0]),
         bounds=seconds - seconds[0], weekend=np.array([d.weekday() >= 5 for d in dates[:-1]]),
         next_year=next_year, shift_day=shift_day,
+        month_starts=np.array([d for d, day in enumerate(dates[:-1]) if day.day == 1], dtype=np.int64),
     )
 
 
@@ -532,6 +569,8 @@ def _candidate_touches(rng: np.random.Generator, cust: dict[str, Any], cal: _Cal
         lam = lam * np.where(cust_init[None, :] & ~in_episode, cust["engagement"][c][:, None], 1.0)
         lam = lam * np.where(covered[None, :], cust["coverage"][c][:, None], 1.0)
         lam = lam * rates.segment_mult[cust["segment"][c]]
+        if "targeting" in cust:  # the confounded world: rates follow the latent interest
+            lam = lam * cust["targeting"][c]
         lam = lam * np.where(episode[s:s + _CANDIDATE_CHUNK, None], episode_extra[None, :], 1.0)
         lam = lam * (hi[s:s + _CANDIDATE_CHUNK] - lo[s:s + _CANDIDATE_CHUNK])[:, None]
         counts = rng.poisson(lam).ravel()
@@ -602,7 +641,14 @@ def simulate_crm(settings: Settings, *, params: WorldParameters | None = None,
     rng = np.random.default_rng(sim.seed)
     cal = _calendar(settings)
     cust = _draw_customers(rng, sim.n_customers, cal, params)
-    rates = _rates(params, sim.activity_scale)
+    confounded = sim.confounding
+    if confounded:
+        _confound(cust, params)
+        params_used = dataclasses.replace(params, touch_rates_per_year={**params.touch_rates_per_year,
+                                                                        **params.confounded_touch_rates})
+    else:
+        params_used = params
+    rates = _rates(params_used, sim.activity_scale)
     cand_ts, cand_c, cand_k, day_ptr = _candidate_touches(rng, cust, cal, rates, params)
 
     n, n_days = sim.n_customers, cal.n_days
@@ -623,6 +669,18 @@ def simulate_crm(settings: Settings, *, params: WorldParameters | None = None,
     log_half = math.log(0.5) / (sim.true_half_life_days * _SECONDS_PER_DAY)
 
     decayed = np.zeros((4, n))                      # sum_k w_k D_k for the four weight sets
+    k_types = len(ENGAGEMENT_TYPES)
+    if confounded:                                  # per-type D_k, saturating, segment-dependent weights
+        per_type = np.zeros((n, k_types))
+        segment_weights = weights[:, None, :] * _segment_weight_table(params)[None, :, :]   # (4, segment, K)
+        customer_weights = segment_weights[:, seg, :]                                    # (4, n, K)
+        saturation = params.saturation_touches
+        snapshots: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        n_snap = min(n, _SNAPSHOT_CUSTOMERS)
+        last_buy = np.full(n, -(10**9), dtype=np.int64)
+        buys: list[tuple[np.ndarray, int]] = []
+        churns: list[tuple[np.ndarray, int]] = []
+        month_starts = set(cal.month_starts.tolist())
     status = np.zeros(n, dtype=np.int8)
     logit_p = np.full(n, -np.inf)                  # base purchase logit now (-inf: not yet eligible)
     logit_c = np.full(n, -np.inf)                  # base churn logit now (-inf: not active)
@@ -655,8 +713,16 @@ def simulate_crm(settings: Settings, *, params: WorldParameters | None = None,
         keep = rng.random(hi - lo) < rates.accept[period, int(cal.weekend[d])][typ, status[c]]
         accepted[lo:hi] = keep
         # hazards at the start of the day from the touches before it
-        buy = rng.random(n) < expit(logit_p + decayed[period])
-        churn = rng.random(n) < expit(logit_c + decayed[2 + period])
+        if confounded:
+            saturated = saturation * np.log1p(per_type / saturation)
+            hazard_p = np.einsum("nk,nk->n", saturated, customer_weights[period])
+            hazard_c = np.einsum("nk,nk->n", saturated, customer_weights[2 + period])
+            if d in month_starts:
+                snapshots.append((d, per_type[:n_snap].copy(), status[:n_snap].copy(), last_buy[:n_snap].copy()))
+        else:
+            hazard_p, hazard_c = decayed[period], decayed[2 + period]
+        buy = rng.random(n) < expit(logit_p + hazard_p)
+        churn = rng.random(n) < expit(logit_c + hazard_c)
         buy &= ~churn
         renew = (next_renewal == d) & (status == 1) & ~churn
         i_churn = np.flatnonzero(churn)
@@ -696,17 +762,27 @@ def simulate_crm(settings: Settings, *, params: WorldParameters | None = None,
             logit_p[fresh] = base_p[fresh, 1]
             logit_c[fresh] = base_c[fresh]
             next_renewal[fresh] = cal.next_year[d]
+        if confounded:
+            last_buy[i_buy] = d
+            buys.append((i_buy, d))
+            churns.append((i_churn, d))
         n_contract = len(i_renew) + len(i_churn) + len(i_buy)
         if n_contract:
             sec = _hour_seconds(rng, np.full(n_contract, office))
             c_ts.append(cal.bounds[d] + np.minimum(sec, cal.bounds[d + 1] - cal.bounds[d] - 1))
         # decayed sums at the start of the next day
-        decayed *= math.exp(log_half * (cal.bounds[d + 1] - cal.bounds[d]))
-        if keep.any():
-            ck, tk = c[keep], typ[keep]
-            contrib = np.exp(log_half * (cal.bounds[d + 1] - cand_ts[lo:hi][keep]))
-            for j in range(4):
-                np.add.at(decayed[j], ck, weights[j][tk] * contrib)
+        if confounded:
+            per_type *= math.exp(log_half * (cal.bounds[d + 1] - cal.bounds[d]))
+            if keep.any():
+                contrib = np.exp(log_half * (cal.bounds[d + 1] - cand_ts[lo:hi][keep]))
+                np.add.at(per_type, (c[keep], typ[keep].astype(np.int64)), contrib)
+        else:
+            decayed *= math.exp(log_half * (cal.bounds[d + 1] - cal.bounds[d]))
+            if keep.any():
+                ck, tk = c[keep], typ[keep]
+                contrib = np.exp(log_half * (cal.bounds[d + 1] - cand_ts[lo:hi][keep]))
+                for j in range(4):
+                    np.add.at(decayed[j], ck, weights[j][tk] * contrib)
 
     t_ts, t_c, t_k = cand_ts[accepted], cand_c[accepted], cand_k[accepted]
     c = typ = keep = ck = tk = None  # loop views keep the candidate arrays alive
@@ -722,6 +798,9 @@ def simulate_crm(settings: Settings, *, params: WorldParameters | None = None,
                                     minlength=n).astype(np.int64),
     })
     truth = _truth(settings, params, cal, rates, cust, events, exposure, counts)
+    history = (snapshots, buys, churns, n_snap) if confounded else None
+    truth["confounding"] = _confounding_truth(params, confounded)
+    truth["points_truth"] = _points_truth(settings, params, cal, weights, cust, history)
     seconds = cal.origin + cal.bounds
     episodes = pd.DataFrame({
         CUSTOMER_ID: pd.Categorical.from_codes(cust["ep_cust"], dtype=events[CUSTOMER_ID].dtype),
@@ -887,6 +966,152 @@ def _truth(settings: Settings, params: WorldParameters, cal: _Calendar, rates: _
             },
         },
     }
+
+
+# --------------------------------------------------------------------------------------------
+# the confounded world and what the points should be
+
+
+def _confound(cust: dict[str, Any], params: WorldParameters) -> None:
+    """Correlate the latent churn effect with the purchase interest, and target touches at interest."""
+    u = cust["purchase_effect"]
+    rho = params.latent_correlation
+    scale = params.churn_effect_sd / params.purchase_effect_sd if params.purchase_effect_sd > 0 else 0.0
+    cust["churn_effect"] = rho * scale * u + math.sqrt(1.0 - rho**2) * cust["churn_effect"]
+    z = u / params.purchase_effect_sd if params.purchase_effect_sd > 0 else np.zeros_like(u)
+    targeting = np.ones((len(u), len(ENGAGEMENT_TYPES)))
+    for name, g in params.interest_targeting.items():
+        targeting[:, ENGAGEMENT_TYPES.index(name)] = np.exp(g * z - g * g / 2.0)  # mean 1
+    cust["targeting"] = targeting
+
+
+def _segment_weight_table(params: WorldParameters) -> np.ndarray:
+    """``(segment, type)`` multipliers of the true weights in the confounded world."""
+    table = np.ones((len(SEGMENTS), len(ENGAGEMENT_TYPES)))
+    for name, by_segment in params.segment_weight_multipliers.items():
+        table[:, ENGAGEMENT_TYPES.index(name)] = [by_segment[g] for g in SEGMENTS]
+    return table
+
+
+def _confounding_truth(params: WorldParameters, enabled: bool) -> dict[str, Any]:
+    if not enabled:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "interest_targeting": {t: float(g) for t, g in params.interest_targeting.items()},
+        "targeting_rule": "rate x exp(g * z - g^2 / 2), z = purchase_effect / purchase_effect_sd (latent interest)",
+        "touch_rates_replaced": {t: [float(r) for r in rates] for t, rates in params.confounded_touch_rates.items()},
+        "latent_correlation": float(params.latent_correlation),
+        "saturation_touches": float(params.saturation_touches),
+        "hazard_term": "weight_k * segment_multiplier_k * c * log(1 + D_k / c), c = saturation_touches",
+        "segment_weight_multipliers": {t: {g: float(v) for g, v in m.items()}
+                                       for t, m in params.segment_weight_multipliers.items()},
+    }
+
+
+def _horizon_logodds(weights: np.ndarray, state: np.ndarray | None, horizon: int, half_life: float,
+                     saturation: float | None) -> np.ndarray:
+    """Log of the mean hazard ratio over the horizon's days of one more touch just before the
+    cutoff (its rare-event log-odds effect on the horizon label); ``state`` is ``D_k`` at the cutoff."""
+    total = np.zeros(np.broadcast_shapes(np.shape(weights), np.shape(state) if state is not None else ()))
+    for j in range(horizon):
+        f = 0.5 ** (j / half_life)
+        if saturation is None:
+            step = weights * f
+        else:
+            now = state * f
+            step = weights * saturation * (np.log1p((now + f) / saturation) - np.log1p(now / saturation))
+        total = total + np.exp(step)
+    return np.log(total / horizon)
+
+
+def _points_truth(settings: Settings, params: WorldParameters, cal: _Calendar, weights: np.ndarray,
+                  cust: dict[str, Any], history) -> dict[str, Any]:
+    """What the learned points should be: per task and regime, the causal log-odds effect of one
+    more touch now on the task's label; in the confounded world also what a purely predictive
+    model sees (see the ``definition`` entry)."""
+    sim, labels = settings.simulate, settings.labels
+    horizons = {"purchase": labels.purchase.horizon_days, "churn": labels.churn.horizon_days}
+    sets = {"purchase": (0, 1), "churn": (2, 3)}
+    out: dict[str, Any] = {"definition": (
+        "causal_logodds: the log-odds effect on the task's label (an event within the horizon) of one more touch "
+        "just before the cutoff, log(mean over the horizon's days of the hazard ratio), averaged over the task's "
+        "population; predictive_logodds: the coefficients of D_k (decayed counts at the true half-life) in a "
+        "logistic regression of the label on D_k, status and segment over monthly snapshots (what a purely "
+        "predictive model sees); adjusted_logodds: the same regression with the latent purchase and churn effects "
+        "added (the confounders). Unconfounded worlds: the causal effect is exact and nothing confounds it.")}
+    for task, (before, after) in sets.items():
+        h = int(horizons[task])
+        entry: dict[str, Any] = {"horizon_days": h}
+        for regime, j in (("before", before), ("after", after)):
+            if history is None:
+                tau = _horizon_logodds(weights[j], None, h, sim.true_half_life_days, None)
+                entry[regime] = {"causal_logodds": dict(zip(ENGAGEMENT_TYPES, map(float, tau), strict=True)),
+                                 "predictive_logodds": None, "adjusted_logodds": None}
+            else:
+                entry[regime] = _confounded_regime(task, regime, j, h, settings, params, cal, weights, cust, history)
+        out[task] = entry
+    return out
+
+
+def _confounded_regime(task: str, regime: str, j: int, horizon: int, settings: Settings, params: WorldParameters,
+                       cal: _Calendar, weights: np.ndarray, cust: dict[str, Any], history) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    snapshots, buys, churns, n_snap = history
+    labels = settings.labels
+    days = [snap for snap in snapshots
+            if (snap[0] < cal.shift_day) == (regime == "before") and snap[0] + horizon <= cal.n_days]
+    empty = {"causal_logodds": None, "predictive_logodds": None, "adjusted_logodds": None, "rows": 0}
+    if task == "churn" and labels.churn.mode != "contractual":
+        return empty | {"note": "computed for contractual churn only"}
+    if not days:
+        return empty
+
+    def keys(events: list[tuple[np.ndarray, int]]) -> np.ndarray:
+        parts = [who[who < n_snap].astype(np.int64) * (cal.n_days + 1) + day for who, day in events]
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+    outcome = keys(buys if task == "purchase" else churns)
+    parts_id, parts_state, parts_status, parts_label = [], [], [], []
+    customer = np.arange(n_snap, dtype=np.int64)
+    quiet = labels.purchase.quiet_days
+    for day, state, status, last_buy in days:
+        if task == "purchase":  # no purchase in the quiet period before the cutoff
+            member = (day - last_buy) > quiet if quiet > 0 else np.ones(n_snap, dtype=bool)
+        else:                   # contractual churn: active subscribers
+            member = status == 1
+        who = customer[member]
+        base = who * (cal.n_days + 1)
+        count = np.searchsorted(outcome, base + day + horizon) - np.searchsorted(outcome, base + day)
+        parts_id.append(who)
+        parts_state.append(state[member])
+        parts_status.append(status[member])
+        parts_label.append(count > 0)
+    member_ids = np.concatenate(parts_id)
+    state = np.concatenate(parts_state)
+    status = np.concatenate(parts_status)
+    label = np.concatenate(parts_label)
+    rng = np.random.default_rng(settings.simulate.seed + (0 if task == "purchase" else 1))
+    pick = rng.choice(len(label), size=min(len(label), 100_000), replace=False) if len(label) else np.empty(0, int)
+    state, status, label, member_ids = state[pick], status[pick], label[pick], member_ids[pick]
+    segment = cust["segment"][member_ids]
+    w = (weights[j][None, :] * _segment_weight_table(params)[segment])
+    causal = _horizon_logodds(w, state, horizon, settings.simulate.true_half_life_days, params.saturation_touches)
+    result: dict[str, Any] = {
+        "causal_logodds": dict(zip(ENGAGEMENT_TYPES, map(float, causal.mean(axis=0)), strict=True)),
+        "rows": int(len(label)), "positives": int(label.sum()),
+    }
+    if label.sum() < 20 or (~label).sum() < 20:
+        return result | {"predictive_logodds": None, "adjusted_logodds": None}
+    observed = [state, np.eye(len(SEGMENTS))[segment][:, 1:]]
+    if task == "purchase":
+        observed.append(np.eye(len(STATUSES))[status][:, 1:])
+    latent = np.column_stack([cust["purchase_effect"][member_ids], cust["churn_effect"][member_ids]])
+    for name, design in (("predictive_logodds", np.hstack(observed)), ("adjusted_logodds", np.hstack([*observed, latent]))):
+        fit = LogisticRegression(C=1e4, max_iter=2000).fit(design, label)
+        result[name] = dict(zip(ENGAGEMENT_TYPES, map(float, fit.coef_[0, :len(ENGAGEMENT_TYPES)]), strict=True))
+    return result
 
 
 def __getattr__(name: str):
