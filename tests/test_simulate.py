@@ -463,6 +463,60 @@ def test_engaged_customers_touch_more(world: SimulatedWorld) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# the confounded world and what the points should be
+
+
+@pytest.fixture(scope="module")
+def confounded(settings: Settings) -> SimulatedWorld:
+    return simulate_crm(settings.model_copy(update={"simulate": settings.simulate.model_copy(update={"confounding": True})}))
+
+
+def _per_customer_rate(world: SimulatedWorld, touchpoint: str) -> np.ndarray:
+    ev = world.events[world.events["touchpoint"] == touchpoint]
+    count = ev.groupby("customer_id", observed=False).size().to_numpy()
+    presence = (pd.Timestamp("2025-01-01", tz="UTC") - world.customers["first_seen"]).dt.days.to_numpy()
+    return count / np.maximum(presence, 1)
+
+
+def test_the_default_world_is_unconfounded_and_its_points_truth_is_exact(world: SimulatedWorld) -> None:
+    assert world.truth["confounding"] == {"enabled": False}
+    truth = world.truth["points_truth"]["purchase"]
+    assert truth["horizon_days"] == 60
+    causal = truth["before"]["causal_logodds"]
+    assert causal["newsletter"] == 0.0 and causal["sales_visit"] > causal["seminar"] > causal["email_open"] > 0
+    # one touch now, weight w, half-life H: log of the mean over the horizon of exp(w 0.5^(day / H))
+    w = world.truth["weights"]["purchase"]["before"]["sales_visit"]
+    days = np.arange(60)
+    assert causal["sales_visit"] == pytest.approx(np.log(np.mean(np.exp(w * 0.5 ** (days / 30.0)))))
+    assert truth["before"]["predictive_logodds"] is None
+    sales = _per_customer_rate(world, "sales_visit")
+    assert abs(np.corrcoef(world.latent["purchase_effect"], sales)[0, 1]) < 0.1
+
+
+def test_the_confounded_world_targets_warm_accounts(confounded: SimulatedWorld) -> None:
+    truth = confounded.truth
+    assert truth["confounding"]["enabled"] and truth["confounding"]["latent_correlation"] == -0.6
+    u, v = confounded.latent["purchase_effect"].to_numpy(), confounded.latent["churn_effect"].to_numpy()
+    assert np.corrcoef(u, v)[0, 1] < -0.45  # interested accounts churn less
+    for touchpoint in ("sales_visit", "call", "newsletter"):  # sales and marketing follow the latent interest
+        assert np.corrcoef(u, _per_customer_rate(confounded, touchpoint))[0, 1] > 0.2, touchpoint
+    assert abs(np.corrcoef(u, _per_customer_rate(confounded, "webinar"))[0, 1]) < 0.15
+    rates = truth["touch_rates_per_year"]["before"]["newsletter"]
+    assert rates["active"] == pytest.approx(3 * rates["prospect"])  # newsletters go to active accounts
+    for task in ("purchase", "churn"):
+        entry = truth["points_truth"][task]["before"]
+        assert entry["causal_logodds"]["newsletter"] == 0.0 and entry["rows"] > 300
+        assert set(entry["predictive_logodds"]) == set(ENGAGEMENT_TYPES) == set(entry["adjusted_logodds"])
+
+
+def test_saturating_effects_make_the_fifth_touch_worth_less_than_the_first() -> None:
+    from signals.simulate import _horizon_logodds
+
+    first, fifth = _horizon_logodds(np.array([1.0]), np.array([[0.0], [4.0]]), 60, 30.0, 2.0)
+    assert 0 < fifth[0] < first[0] < _horizon_logodds(np.array([1.0]), None, 60, 30.0, None)[0] + 1e-12
+
+
+# --------------------------------------------------------------------------------------------
 # messy raw exports
 
 

@@ -28,11 +28,11 @@ from signals.simulate import simulate_crm
 pytestmark = pytest.mark.slow
 
 OVERRIDES = [
-    "simulate.n_customers=5000",
+    "simulate.n_customers=6000",
     "model.lightgbm.num_threads=1",
     "model.bootstrap_rounds=50",
     "model.points_reference_rows=1500",
-    "model.points_refits=4",
+    "model.points_refits=3",
 ]
 
 
