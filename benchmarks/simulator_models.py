@@ -1,9 +1,11 @@
 """Model figures on the simulator, where the true point weights are known.
 
-For each task (purchase, churn): train on the default config's cutoff grid, then report on the
-test cutoffs (never seen while fitting) every model and baseline with 95% bootstrap intervals over
-customers, the learned points next to the true weights, their Spearman rank correlation, and the
-learned vs true temperature half-life. Prints readable tables, then one JSON line:
+For each task (purchase, churn): train on the default config's cutoff grid with the rolling-origin
+backtest, then report on the test cutoffs of every origin (never seen while fitting) every model
+and baseline, pooled over origins with 95% intervals over origins x customers; the learned points
+(own effect of one more touch, refit intervals) next to the true weights, their Spearman rank
+correlation, whether the zero-weight type's interval covers 0, and the learned vs true temperature
+half-life. Prints readable tables, then one JSON line:
 
     python benchmarks/simulator_models.py [--customers 50000] [--set key=value ...] [--json out.json]
 """
@@ -14,6 +16,8 @@ import argparse
 import json
 import sys
 import time
+
+import numpy as np
 
 
 def main() -> None:
@@ -46,17 +50,31 @@ def main() -> None:
         baselines = [m for m in auc if m != MODEL_NAME]
         versus = {r.baseline: [round(r.estimate, 4), round(r.low, 4), round(r.high, 4), round(r.share_above_0, 3)]
                   for r in trained.versus.itertuples()}
+        points = trained.points.set_index("touchpoint")
+        zero = [t for t, w in agreement["true_weights"].items() if w == 0]
+        covered = [t for t in zero if points.loc[t, "own_points_refit_low"] <= 0 <= points.loc[t, "own_points_refit_high"]]
+        signs = [t for t, w in agreement["true_weights"].items() if w != 0]
+        right = [t for t in signs if np.sign(points.loc[t, "own_points"]) == np.sign(agreement["true_weights"][t])]
         claims = {
             "lightgbm_beats_every_baseline_on_auc": all(auc[MODEL_NAME] > auc[m] for m in baselines),
             "lightgbm_beats_every_baseline_paired_interval_above_0": bool((trained.versus["low"] > 0).all()),
             "learned_temperature_beats_prior_temperature_on_auc": auc[LEARNED_TEMPERATURE] > auc["prior_temperature"],
             "spearman_at_least_0.9": agreement["spearman"] >= 0.9,
+            "zero_weight_intervals_cover_0": f"{len(covered)}/{len(zero)}",
+            "signs_right": f"{len(right)}/{len(signs)}",
         }
+        by_origin = trained.metrics_by_origin
+        auc_by_origin = by_origin[by_origin["metric"] == "roc_auc"]
         result["tasks"][task] = {
-            "split": trained.split.describe(), "rows": trained.rows, "trees": trained.model.best_iteration_,
-            "metrics": metrics, "auc_minus_baseline": versus, "truth": agreement, "claims": claims, "seconds": round(seconds, 1),
-            "points": trained.points[["touchpoint", "prior_points", "learned_points", "low", "high"]].round(2)
-            .to_dict(orient="records"),
+            "split": trained.split.describe(), "origins": [f"{s.origin:%Y-%m-%d}" for s in trained.splits],
+            "rows": trained.rows, "trees": trained.model.best_iteration_,
+            "metrics": metrics, "auc_minus_baseline": versus, "truth": agreement, "claims": claims,
+            "seconds": round(seconds, 1), "seconds_by_step": trained.seconds,
+            "auc_by_origin": {m: [round(v, 4) for v in g.sort_values("origin")["estimate"]]
+                              for m, g in auc_by_origin.groupby("model")},
+            "points": trained.points[["touchpoint", "status", "prior_points", "own_points", "own_points_refit_low",
+                                      "own_points_refit_high", "shared_points", "total_points", "own_logodds"]]
+            .round(3).to_dict(orient="records"),
         }
         _print_task(task, trained, agreement, claims)
     line = json.dumps(result, default=float)
@@ -79,11 +97,16 @@ def _print_task(task, trained, agreement, claims) -> None:
     for r in trained.versus.sort_values("estimate").itertuples():
         print(f"  lightgbm - {r.baseline:20s} {r.estimate:+.4f} [{r.low:+.4f}, {r.high:+.4f}]  "
               f"(above 0 in {r.share_above_0:.0%} of paired rounds)")
-    print(f"{'touchpoint':14s} {'prior':>6s} {'learned [95%]':>22s} {'true weight':>12s}")
+    print(f"{'touchpoint':14s} {'prior':>6s} {'own points [95% refit]':>24s} {'shared':>7s} {'true weight':>12s}")
     true = agreement["true_weights"]
-    for r in trained.points.sort_values("learned_points", ascending=False).itertuples():
+    table = trained.points.assign(_o=trained.points["own_points"].fillna(-1e9)).sort_values("_o", ascending=False)
+    for r in table.itertuples():
         weight = f"{true[r.touchpoint]:+.3f}" if r.touchpoint in true else ""
-        print(f"{r.touchpoint:14s} {r.prior_points:6g} {r.learned_points:8.1f} [{r.low:6.1f}, {r.high:6.1f}] {weight:>12s}")
+        if r.status != "defined":
+            print(f"{r.touchpoint:14s} {r.prior_points:6g} {r.status:>24s}")
+            continue
+        print(f"{r.touchpoint:14s} {r.prior_points:6g} {r.own_points:8.1f} [{r.own_points_refit_low:6.1f}, "
+              f"{r.own_points_refit_high:6.1f}] {r.shared_points:+7.1f} {weight:>12s}")
     print(f"Spearman(learned, true) = {agreement['spearman']:.3f} ({agreement['regime']} the shift); half-life "
           f"learned {agreement['half_life_days']:g} vs true {agreement['true_half_life_days']:g} days; "
           f"claims {claims}")

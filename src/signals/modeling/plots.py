@@ -40,7 +40,7 @@ def plot_points(points: pd.DataFrame, *, task: str, truth: dict[str, float] | No
     without points (outside the task's population or the training data) read "n/a"."""
     table = points.assign(_order=points["own_points"].fillna(-np.inf)).sort_values("_order")
     y = np.arange(len(table))
-    fig = _figure(8.0, 0.4 * len(table) + 1.8)
+    fig = _figure(8.0, 0.4 * len(table) + 2.6)
     ax = fig.add_subplot()
     ax.barh(y - 0.2, table["prior_points"], height=0.38, color="#bbbbbb", label="prior points (hand-set)")
     own = table["own_points"].to_numpy(dtype=float)
@@ -65,7 +65,7 @@ def plot_points(points: pd.DataFrame, *, task: str, truth: dict[str, float] | No
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("points per touch, now: the type's own effect" + (" (positive = lowers churn risk)" if task == "churn" else ""))
     ax.set_title(f"{task}: learned points (haiten), own effect of one more touch, vs prior points")
-    ax.legend(loc="lower right", fontsize=7)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
     return fig
 
 
