@@ -38,6 +38,10 @@ def plot_points(points: pd.DataFrame, *, task: str, truth: dict[str, float] | No
     """The learned points table as bars: each type's **own** points with their refit interval, next
     to the prior points; the shared part ("a touch happened") and the total as markers. Types
     without points (outside the task's population or the training data) read "n/a"."""
+    if "own_points" not in points:  # a table of an older bundle: total effects, intervals with the model fixed
+        points = points.assign(own_points=points["learned_points"], own_points_refit_low=points.get("low", np.nan),
+                               own_points_refit_high=points.get("high", np.nan), shared_points=np.nan,
+                               total_points=np.nan, status="defined", interval="customers resampled, model fixed")
     table = points.assign(_order=points["own_points"].fillna(-np.inf)).sort_values("_order")
     y = np.arange(len(table))
     fig = _figure(8.0, 0.4 * len(table) + 2.6)

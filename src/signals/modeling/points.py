@@ -588,7 +588,8 @@ def points_table(
     -------
     pd.DataFrame
         One row per type: ``touchpoint, channel, initiated_by, role, prior_points, status, reason,
-        defined_share``; ``own_points`` (the points: the type's own effect, see the module
+        defined_share``; ``learned_points`` (the points the learned temperature and the spec use:
+        ``own_points``, 0 where the type is n/a); ``own_points`` (the type's own effect, see the module
         docstring) with ``own_points_refit_low`` / ``_high``; ``shared_points`` and
         ``total_points`` (with theirs); ``touches_per_month`` and ``own_points_per_month``;
         ``own_logodds``, ``shared_logodds``, ``total_logodds`` (the raw log-odds effects, comparable
@@ -623,13 +624,14 @@ def points_table(
         table[q] = value
         table[f"{q}_refit_low"] = value - spread[q]
         table[f"{q}_refit_high"] = value + spread[q]
+    table["learned_points"] = np.where(table["status"] == DEFINED, np.nan_to_num(table["own_points"]), 0.0)
     table["touches_per_month"] = [design.touches_per_month[t] for t in types]
     table["own_points_per_month"] = table["own_points"] * table["touches_per_month"]
     table["scale"] = float(estimate["scale"].iloc[0]) if len(estimate) else 0.0
     table["refits"] = refits
     table["interval"] = interval if refits else "none"
     order = ["touchpoint", "channel", "initiated_by", "role", "prior_points", "status", "reason", "defined_share",
-             "own_points", "own_points_refit_low", "own_points_refit_high",
+             "learned_points", "own_points", "own_points_refit_low", "own_points_refit_high",
              "shared_points", "shared_points_refit_low", "shared_points_refit_high",
              "total_points", "total_points_refit_low", "total_points_refit_high",
              "touches_per_month", "own_points_per_month",
