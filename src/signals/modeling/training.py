@@ -76,6 +76,8 @@ __all__ = [
     "TrainedTask",
     "TrainingSet",
     "alarm_policy",
+    "backtest_splits",
+    "check_positives",
     "evaluate",
     "fit_model",
     "fit_task",
