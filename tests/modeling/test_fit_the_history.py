@@ -26,6 +26,7 @@ from signals.modeling.splits import (
 from signals.settings import load_settings
 
 TOKYO = "Asia/Tokyo"
+SHORT = pytest.mark.xdist_group("short_world")  # one worker simulates the short world (pytest -n 2 --dist loadgroup)
 
 
 def test_rolling_origins_step_back_without_overlap_and_embargo_each_part():
@@ -107,6 +108,7 @@ def short_world():
 
 
 @pytest.mark.slow
+@SHORT
 def test_nine_months_of_monthly_history_trains_with_auto_split(short_world):
     from signals.modeling.training import fit_task
 
@@ -121,6 +123,7 @@ def test_nine_months_of_monthly_history_trains_with_auto_split(short_world):
     assert trained.metric("lightgbm", "roc_auc") > 0.5
 
 
+@SHORT
 def test_a_test_period_without_positives_fails_clearly_and_writes_nothing(short_world, tmp_path, monkeypatch):
     from signals.io.world import write_world
     from signals.jobs.train import run_train
@@ -152,6 +155,7 @@ def test_two_runs_cannot_write_one_bundle_and_the_second_says_who_holds_it(tmp_p
     assert "--auto-split" in CliRunner().invoke(app, ["train", "--help"]).output
 
 
+@SHORT
 def test_a_failing_later_step_keeps_the_fitted_model(short_world, tmp_path, monkeypatch):
     import signals.modeling.training as training
     from signals.io.world import write_world

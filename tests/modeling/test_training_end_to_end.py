@@ -25,7 +25,8 @@ from signals.modeling.training import (
 from signals.settings import load_settings
 from signals.simulate import simulate_crm
 
-pytestmark = pytest.mark.slow
+# one worker builds the module's trained fixture (make test runs pytest -n 2 --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("training_end_to_end")]
 
 OVERRIDES = [
     "simulate.n_customers=6000",
