@@ -367,7 +367,6 @@ def train_command(
 
     A rolling-origin backtest: model.backtest_origins test origins, each with its own train / validation / test cutoffs and an embargo of one label horizon; each origin fits with early stopping and calibrates on validation. The latest origin's model is kept: its points table (the own effect of one more touch of each type now, with intervals from refitting on customer samples; shared and total parts; "n/a" where a touch is outside the task's population or the training data) and the temperature half-life are learned. The model and the baselines (logistic regression, prior-points temperature, RFM, falling frequency, learned-points temperature) are scored per origin and pooled. Writes the model bundle (whole or not at all; one run per bundle) and figures. Fails with the reason and no bundle when the split does not fit the history or a validation / test period has too few positives.
     """
-    from signals.errors import OutputError
     from signals.jobs.train import run_train
     from signals.labels import TASKS
 
