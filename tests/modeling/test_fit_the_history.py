@@ -148,6 +148,8 @@ def test_two_runs_cannot_write_one_bundle_and_the_second_says_who_holds_it(tmp_p
     from signals.cli import app
 
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "events.parquet").write_bytes(b"not read: the lock is checked first")
     with folder_lock(tmp_path / "models" / "purchase", what="signals train --task purchase (the first run)"):
         result = CliRunner().invoke(app, ["train", "--task", "purchase"])
     assert result.exit_code == 1, result.output
