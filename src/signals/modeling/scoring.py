@@ -48,7 +48,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from signals.errors import DataError
-from signals.features._context import PointInTime
+from signals.features import PointInTime
 from signals.features.matrix import build_features
 from signals.features.names import half_life_label
 from signals.features.spec import FeatureSpec
