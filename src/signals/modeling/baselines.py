@@ -6,6 +6,9 @@ Every baseline returns a score where higher means "more likely positive" for the
   churn the score is minus the temperature (a cold customer is at risk);
 - :func:`rfm_score`: recency, frequency and monetary value of purchases, each cut into quintiles
   on the *training* rows (1 = worst, 5 = best) and summed; minus for churn;
+- :func:`rfm_summary_score`: the classic RFM score of a BG/NBD summary
+  (:func:`signals.modeling.bgnbd.rfm_summary`: purchase days, not feature windows), quintiles of
+  the scored customers themselves;
 - :func:`falling_frequency`: seed 003's rule, touches in the last 90 days over the 90 before; a
   falling ratio signals churn, a rising one a purchase;
 - :class:`LogisticBaseline`: logistic regression on the same features (median imputation with
@@ -23,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from signals.features.names import half_life_label, window_label
 from signals.features.spec import FeatureSpec
 
-__all__ = ["LogisticBaseline", "falling_frequency", "prior_temperature", "rfm_score"]
+__all__ = ["LogisticBaseline", "falling_frequency", "prior_temperature", "rfm_score", "rfm_summary_score"]
 
 _SIGN = {"purchase": 1.0, "churn": -1.0}
 
@@ -74,6 +77,61 @@ def rfm_score(X_train: pd.DataFrame, X: pd.DataFrame, spec: FeatureSpec, task: s
         edges = np.unique(np.quantile(finite, [0.2, 0.4, 0.6, 0.8])) if len(finite) else np.array([])
         total += 1 + np.searchsorted(edges, values, side="right")
     return _SIGN[task] * total
+
+
+def _quintile_score(values: pd.Series, *, higher_is_better: bool) -> pd.Series:
+    """1..5 by the average-rank percentile: ties share one score; 5 = the best fifth."""
+    ranks = values.rank(method="average", ascending=higher_is_better)
+    pct = (ranks - 0.5) / len(values)  # in (0, 1)
+    return (np.floor(pct * 5).astype("int64") + 1).clip(1, 5)
+
+
+def rfm_summary_score(summary: pd.DataFrame) -> pd.DataFrame:
+    """The classic RFM score of a purchase summary: quintile scores for recency, frequency, money.
+
+    - ``R``: time since the last purchase day, ``T - recency``; the most recent fifth scores 5;
+    - ``F``: ``frequency`` (repeat purchase days); the most frequent fifth scores 5;
+    - ``M``: ``spend`` (total spend before the cutoff, the first purchase included); the top
+      fifth scores 5.
+
+    Unlike :func:`rfm_score` (edges from training rows of a feature matrix), the quintiles come
+    from the scored customers themselves: the average rank of each customer gives the percentile
+    ``(rank - 0.5) / n`` and the score ``1 + floor(5 * percentile)``, so tied customers always
+    share a score; with heavy ties (most retail customers have x = 0) a score can hold more or
+    fewer than a fifth of the customers.
+
+    Parameters
+    ----------
+    summary
+        :func:`signals.modeling.bgnbd.rfm_summary` (columns ``frequency``, ``recency``, ``T``,
+        ``spend``), one row per customer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index: ``R``, ``F``, ``M`` (1..5) and ``rfm`` = R + F + M (3..15, higher = better).
+
+    Examples
+    --------
+    >>> summary = pd.DataFrame({"frequency": [0, 2, 5], "recency": [0.0, 3.0, 9.0],
+    ...                         "T": [10.0, 10.0, 10.0], "spend": [15.0, 60.0, 40.0]}, index=["a", "b", "c"])
+    >>> rfm_summary_score(summary)
+       R  F  M  rfm
+    a  1  1  1    3
+    b  3  3  5   11
+    c  5  5  3   13
+    """
+    missing = [c for c in ("frequency", "recency", "T", "spend") if c not in summary.columns]
+    if missing:
+        raise ValueError(f"rfm_summary_score needs the rfm_summary columns {missing}")
+    if len(summary) == 0:
+        raise ValueError("rfm_summary_score needs at least one customer")
+    out = pd.DataFrame(index=summary.index)
+    out["R"] = _quintile_score(summary["T"] - summary["recency"], higher_is_better=False)
+    out["F"] = _quintile_score(summary["frequency"], higher_is_better=True)
+    out["M"] = _quintile_score(summary["spend"], higher_is_better=True)
+    out["rfm"] = out["R"] + out["F"] + out["M"]
+    return out
 
 
 class LogisticBaseline:
