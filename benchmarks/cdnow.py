@@ -2,36 +2,56 @@
 
 CDNOW (``signals.io.cdnow.read_cdnow``) holds every CD purchase, 1997-01..1998-06, of the 23,570
 customers whose first purchase fell in 1997-Q1. The standard split (Fader, Hardie & Lee 2005):
-calibration 1997-01-01..1997-09-30, holdout 1997-10-01..1998-06-30.
+calibration 1997-01-01..1997-09-30, holdout 1997-10-01..1998-06-30. Two questions at the holdout
+cutoff 1997-10-01, for every customer: (a) ">= 1 purchase in the next 13 weeks" and (b) ">= 1
+purchase in the whole 39-week holdout".
 
-1. Training: weekly cutoffs whose label windows end inside the calibration period
-   (``T + horizon <= 1997-10-01``, the ``cutoffs.n_training`` latest of them); every customer
-   first seen before a cutoff is a row, labelled "buys at least once in ``[T, T + horizon)``"
-   (``purchase_within``, ``quiet_days = 0``). Only calibration events are passed to training, so
-   no holdout event can reach a feature or a label. The latest ``model.validation_cutoffs``
-   cutoffs are the validation part (early stopping, calibration); the rest train
-   :class:`~signals.modeling.estimators.SignalModel`.
-2. Holdout: at the cutoff 1997-10-01, every customer (all were first seen before it) gets
-   (a) ">= 1 purchase in ``[1997-10-01, +horizon)``" (13 weeks with ``configs/cdnow.yaml``) and
-   (b) ">= 1 purchase in the whole holdout ``[1997-10-01, 1998-07-01)``". The model's calibrated
-   probability of (a) is its score for both labels (for (b) it is a ranking, not a probability).
-3. Baselines on the same customers: BG/NBD fitted on the calibration period (P(alive) and the
-   expected purchases over each label's horizon), RFM (``benchmarks.bgnbd.rfm_score``), and the
-   package's baselines that apply (logistic regression on the same features, the prior-points
-   temperature, which here is a purchase temperature, the RFM quintiles of the feature matrix and
-   seed 003's falling frequency).
-4. Metrics (``bootstrap_metrics``: ROC AUC, PR AUC, top-decile lift, and Brier / ECE for the one
-   calibrated probability, the model's on label (a)) with 95% intervals over customers, plus the
-   paired bootstrap difference of ROC AUC between the model and each BG/NBD score.
+How a model is fitted at a cutoff ``E`` (the holdout cutoff, or a validation cutoff)
+-----------------------------------------------------------------------------------------
+Only the events with ``ts < E`` are passed to fitting, so nothing at or after ``E`` can reach a
+feature, a label or a fitted parameter. Two methods (a :class:`Variant` picks one):
+
+- ``direct``: weekly cutoffs ``T`` with ``T + 13 weeks <= E`` (``cutoffs.n_training`` latest),
+  labelled "buys in ``[T, T + 13 weeks)``"; the latest ``model.validation_cutoffs`` of them stop
+  the boosting early and calibrate. Its probability ranks both questions. Its training cutoffs
+  end 13 weeks before ``E``, so at ``E`` every customer is older than any customer it trained on.
+- ``rollout``: a weekly *hazard* model, "buys in ``[T, T + 1 week)``", trained on every Monday up
+  to ``E - 1 week`` (customers as old as at ``E``), then rolled along the no-purchase path:
+  ``P(buys within n weeks) = 1 - prod_k (1 - h(features at E + k weeks))``, each built from the
+  events before ``E`` only (:func:`signals.modeling.rollout.purchase_probability_by_rollout`).
+  13 steps answer (a), 39 steps answer (b).
+
+Validation protocol (choices are made here, never on the holdout)
+-----------------------------------------------------------------
+``--validate`` fits every variant of :data:`VARIANTS` at each validation cutoff of
+:data:`VALIDATION_CUTOFFS` (the first of June and of July 1997: month starts like the holdout
+cutoff, July a quarter start like October), using calibration events only, and compares it with
+BG/NBD fitted at the same cutoff on the same events: (a') buys in the next 13 weeks, (b') buys by
+the end of the calibration period (the longest whole-week window left: 17 and 13 weeks). The
+criterion is the mean, over the four (cutoff, label) pairs, of the ROC AUC difference to BG/NBD's
+expected purchases. The log (every variant, every figure) goes to ``--log``. :data:`CHOSEN` is
+the variant that won there; the holdout is then run once with it. The calendar seasons of the
+holdout (October to June, Christmas included) do not exist in the calibration period: no
+validation inside it can be season-matched, only calendar-aligned.
+
+Holdout report
+--------------
+Metrics (``bootstrap_metrics``: ROC AUC, PR AUC, top-decile lift, and Brier / ECE for calibrated
+probabilities of the very label) with 95% intervals over customers, for the chosen model, the
+direct LightGBM (the previous method), logistic regression on the same features (direct), BG/NBD
+(expected purchases over the label's horizon, and P(alive)), the classic RFM score
+(:func:`signals.modeling.baselines.rfm_summary_score`), the RFM quintiles of the feature matrix,
+the prior-points temperature and seed 003's falling frequency; and the paired bootstrap
+difference of ROC AUC between the chosen model and each BG/NBD score.
 
 Run from the repository root::
 
     python benchmarks/cdnow.py [--config configs/cdnow.yaml] [--rounds N] [--json out.json]
                                [--customers N] [--set key.path=value ...] [--quiet]
+    python benchmarks/cdnow.py --validate [--variants a,b] [--log log.json] [--customers N]
 
 ``--customers N`` runs on a random subsample of N customers (a quick check; the figures are then
-not the benchmark's). Prints one table per label; the JSON with every figure goes to ``--json``
-(or to stdout after the tables when no file is given; ``--quiet`` prints only the JSON).
+not the benchmark's).
 """
 
 from __future__ import annotations
@@ -40,9 +60,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -50,8 +71,6 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bgnbd import BGNBD, rfm_summary  # noqa: E402
-from benchmarks.bgnbd import rfm_score as bgnbd_rfm_score  # noqa: E402
 from signals.cutoffs import scoring_cutoffs, training_cutoffs  # noqa: E402
 from signals.dataset import LABEL, build_training_set  # noqa: E402
 from signals.features.matrix import build_features, feature_columns  # noqa: E402
@@ -61,36 +80,43 @@ from signals.modeling.baselines import (  # noqa: E402
     LogisticBaseline,
     falling_frequency,
     prior_temperature,
+    rfm_summary_score,
 )
 from signals.modeling.baselines import rfm_score as feature_rfm_score  # noqa: E402
+from signals.modeling.bgnbd import BGNBD, bgnbd_features, rfm_summary  # noqa: E402
 from signals.modeling.estimators import SignalModel  # noqa: E402
 from signals.modeling.metrics import METRICS, bootstrap_metrics, paired_auc_difference, roc_auc  # noqa: E402
-from signals.modeling.splits import TimeSplit, time_split  # noqa: E402
-from signals.schemas import CUSTOMER_ID, CUTOFF, TS, check_events  # noqa: E402
+from signals.modeling.rollout import purchase_probability_by_rollout  # noqa: E402
+from signals.schemas import CUSTOMER_ID, CUTOFF, TS, VALUE, check_events  # noqa: E402
 from signals.settings import Settings, load_settings  # noqa: E402
 
 __all__ = [
     "CALIBRATION_END",
     "CALIBRATION_START",
+    "CHOSEN",
     "HOLDOUT_END",
-    "TASK",
-    "bgnbd_scores",
-    "calibration_events",
-    "holdout_labels",
-    "holdout_matrix",
+    "VALIDATION_CUTOFFS",
+    "VARIANTS",
+    "Variant",
+    "bgnbd_at",
+    "candidate_features",
+    "check_settings",
+    "fit_at",
+    "known_before",
+    "labels_at",
     "main",
     "print_tables",
     "run",
-    "split_training",
     "training_grid",
-    "training_set",
+    "validate",
 ]
 
 CALIBRATION_START = pd.Timestamp("1997-01-01", tz="UTC")  # weeks 1-39: 1997-01-01 .. 1997-09-30
 CALIBRATION_END = pd.Timestamp("1997-10-01", tz="UTC")    # = the holdout cutoff (its first moment)
 HOLDOUT_END = pd.Timestamp("1998-07-01", tz="UTC")        # weeks 40-78: 1997-10-01 .. 1998-06-30
+VALIDATION_CUTOFFS = (pd.Timestamp("1997-06-01", tz="UTC"), pd.Timestamp("1997-07-01", tz="UTC"))
 TASK = "purchase"
-MODEL = "lightgbm"
+WEEK = 7
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cdnow.yaml"
 METRIC_TITLES = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "top_decile_lift": "top-decile lift",
                  "brier": "Brier", "ece": "ECE"}
@@ -98,15 +124,77 @@ DAY = pd.Timedelta(days=1)
 
 
 # --------------------------------------------------------------------------------------------
+# the variants tried on validation
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of fitting the model; every variant tried is in :data:`VARIANTS` and in the log."""
+
+    name: str
+    description: str
+    method: Literal["direct", "rollout"] = "rollout"
+    step_days: int = WEEK                       # rollout: the hazard's horizon
+    early_stopping: Literal["latest", "customers"] = "latest"
+    bgnbd_features: bool = False                # BG/NBD P(alive), expected purchases as features
+    candidates: bool = False                    # prototype rhythm / spend-per-order features
+    blend_bgnbd: float = 0.0                    # weight of BG/NBD's rank in a rank average
+    lightgbm: tuple[tuple[str, float], ...] = ()  # overrides of model.lightgbm
+    seeds: int = 1                              # average the probabilities of this many boosters
+
+    def fit_key(self) -> Variant:
+        """What the fitted model depends on (variants that differ only in the blend share one fit)."""
+        return replace(self, name="", description="", blend_bgnbd=0.0)
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("direct", "the previous method: 13-week labels, LightGBM, early stopping on the latest 4 cutoffs",
+            method="direct"),
+    Variant("direct_customers", "direct, early stopping on held-out customers (a quarter, by id hash) at the "
+            "latest 4 cutoffs: overlapping label windows of the same customer cannot fool it", method="direct",
+            early_stopping="customers"),
+    Variant("rollout", "weekly hazard on every Monday up to the cutoff, rolled 13 / 39 weeks along the "
+            "no-purchase path"),
+    Variant("rollout_bgnbd", "rollout + BG/NBD P(alive) and expected 13-week purchases as features (fitted at "
+            "each training cutoff on events before it; along the path with the parameters of the cutoff)",
+            bgnbd_features=True),
+    Variant("rollout_candidates", "rollout + prototype rhythm and spend features (purchase-day gaps: mean, "
+            "sd, CV, last, recency over mean gap; spend per purchase day: mean, first, last, last/mean; "
+            "order lines per purchase day)", candidates=True),
+    Variant("rollout_blend25", "rank average: 0.75 x rollout + 0.25 x BG/NBD expected purchases", blend_bgnbd=0.25),
+    Variant("rollout_blend50", "rank average: 0.5 x rollout + 0.5 x BG/NBD expected purchases", blend_bgnbd=0.5),
+    Variant("rollout_lr03", "rollout with learning rate 0.03 instead of 0.1 (early stopping picks the trees)",
+            lightgbm=(("learning_rate", 0.03),)),
+    Variant("rollout_customers", "rollout, early stopping on held-out customers (a quarter, by id hash) at the "
+            "latest 4 weeks", early_stopping="customers"),
+    Variant("rollout_customers_blend25", "rank average: 0.75 x rollout_customers + 0.25 x BG/NBD expected purchases",
+            early_stopping="customers", blend_bgnbd=0.25),
+    Variant("rollout_customers_blend50", "rank average: 0.5 x rollout_customers + 0.5 x BG/NBD expected purchases",
+            early_stopping="customers", blend_bgnbd=0.5),
+    Variant("rollout_seeds3", "rollout, the hazard averaged over 3 boosters (seeds 42, 43, 44)", seeds=3),
+    Variant("rollout_seeds3_blend25", "rank average: 0.75 x rollout_seeds3 + 0.25 x BG/NBD expected purchases",
+            seeds=3, blend_bgnbd=0.25),
+    Variant("rollout_seeds3_blend50", "rank average: 0.5 x rollout_seeds3 + 0.5 x BG/NBD expected purchases",
+            seeds=3, blend_bgnbd=0.5),
+    Variant("rollout_2w", "rollout with a two-week hazard; each window rounded up to whole steps (13 weeks -> 14)",
+            step_days=14),
+)}
+# The best mean validation difference to BG/NBD (+0.0067; python benchmarks/cdnow.py --validate, the log
+# is benchmarks/cdnow_validation.md), chosen before the holdout was run with it.
+CHOSEN = "rollout_customers_blend50"
+
+
+# --------------------------------------------------------------------------------------------
 # the pieces
 
 
-def calibration_events(events: pd.DataFrame) -> pd.DataFrame:
-    """Events of the calibration period, ``ts < 1997-10-01``: all that training may see."""
-    return events[(events[TS] < CALIBRATION_END).to_numpy()].reset_index(drop=True)
+def known_before(events: pd.DataFrame, instant: pd.Timestamp) -> pd.DataFrame:
+    """The events with ``ts < instant``: all that fitting at ``instant`` may see."""
+    return events[(events[TS] < instant).to_numpy()].reset_index(drop=True)
 
 
-def _check_settings(settings: Settings) -> None:
+def check_settings(settings: Settings) -> None:
+    """The CDNOW question needs one purchase touchpoint, every customer eligible and a 13-week (a)."""
     purchases = settings.touchpoints_with_role("purchase")
     if purchases != ["purchase"] or list(settings.catalog) != ["purchase"]:
         raise ValueError(f"the CDNOW check needs a catalog with the single touchpoint 'purchase' "
@@ -114,108 +202,56 @@ def _check_settings(settings: Settings) -> None:
     if settings.labels.purchase.quiet_days != 0:
         raise ValueError("the CDNOW check scores every existing customer: set labels.purchase.quiet_days: 0 "
                          f"(got {settings.labels.purchase.quiet_days})")
-    horizon = pd.Timedelta(days=settings.labels.purchase.horizon_days)
-    if CALIBRATION_END + horizon > HOLDOUT_END:
-        raise ValueError(f"labels.purchase.horizon_days ({horizon.days}) must fit in the holdout "
+    horizon = settings.labels.purchase.horizon_days
+    if horizon % WEEK:
+        raise ValueError(f"labels.purchase.horizon_days must be whole weeks, got {horizon}")
+    if CALIBRATION_END + pd.Timedelta(days=horizon) > HOLDOUT_END:
+        raise ValueError(f"labels.purchase.horizon_days ({horizon}) must fit in the holdout "
                          f"({(HOLDOUT_END - CALIBRATION_END).days} days)")
 
 
-def training_grid(events: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The training ``(customer_id, cutoff)`` rows: calendar cutoffs with ``T + horizon <= 1997-10-01``.
+def _with_horizon(settings: Settings, days: int) -> Settings:
+    purchase = settings.labels.purchase.model_copy(update={"horizon_days": int(days)})
+    return settings.model_copy(update={"labels": settings.labels.model_copy(update={"purchase": purchase})})
 
-    The ``cutoffs.n_training`` latest ``cutoffs.frequency`` cutoffs that fit (not after
-    ``cutoffs.end`` if set), each with every customer first seen before it (after
-    ``cutoffs.min_history_days``). Only calibration events are looked at.
+
+def training_grid(events: pd.DataFrame, settings: Settings, *, end: pd.Timestamp, horizon_days: int,
+                  n_cutoffs: int) -> pd.DataFrame:
+    """Weekly ``(customer_id, cutoff)`` rows with ``T + horizon <= end``, from events before ``end``.
+
+    The ``n_cutoffs`` latest Mondays that fit (not after ``cutoffs.end`` if set), each with every
+    customer first seen before it (after ``cutoffs.min_history_days``).
     """
-    horizon = settings.labels.purchase.horizon_days
-    cal = calibration_events(events)
+    known = known_before(events, end)
     grid = training_cutoffs(
-        cal, horizon_days=horizon, n_cutoffs=settings.cutoffs.n_training, frequency=settings.cutoffs.frequency,
-        timezone=settings.timezone, end=settings.cutoffs.end, data_end=CALIBRATION_END,
+        known, horizon_days=horizon_days, n_cutoffs=n_cutoffs, frequency=settings.cutoffs.frequency,
+        timezone=settings.timezone, end=settings.cutoffs.end, data_end=end,
         min_history_days=settings.cutoffs.min_history_days,
     )
-    late = grid[CUTOFF] + pd.Timedelta(days=horizon) > CALIBRATION_END
-    if late.any():  # training_cutoffs guarantees it; a broken guarantee would leak the holdout
-        raise RuntimeError(f"{int(late.sum())} training rows have label windows past {CALIBRATION_END:%Y-%m-%d}")
+    late = grid[CUTOFF] + pd.Timedelta(days=horizon_days) > end
+    if late.any():  # training_cutoffs guarantees it; a broken guarantee would leak the future
+        raise RuntimeError(f"{int(late.sum())} training rows have label windows past {end:%Y-%m-%d}")
     return grid
 
 
-def split_training(cutoffs: Sequence[pd.Timestamp] | pd.Series, settings: Settings) -> TimeSplit:
-    """Train / validation cutoffs in time; the test part is the single holdout cutoff 1997-10-01.
+def labels_at(events: pd.DataFrame, customers: pd.DataFrame, windows_days: Mapping[str, int],
+              catalog) -> dict[str, np.ndarray]:
+    """``{key: 0/1}`` "a purchase in ``[cutoff, cutoff + days)``" for each window, rows of ``customers``."""
+    return {key: purchase_within(events, customers, horizon_days=days, catalog=catalog, quiet_days=0)[LABEL]
+            .to_numpy().astype(np.int8) for key, days in windows_days.items()}
 
-    With ``model.embargo`` a training cutoff's label window must close before the first
-    validation cutoff; without it (``configs/cdnow.yaml``) the latest training labels overlap the
-    validation period, which only makes early stopping and calibration a little optimistic: the
-    reported figures are on the holdout, which no training label reaches.
+
+def bgnbd_at(events: pd.DataFrame, end: pd.Timestamp, customer_ids: Sequence[str],
+             horizons_days: Mapping[str, float]) -> tuple[BGNBD, pd.DataFrame, dict[str, np.ndarray]]:
+    """BG/NBD (maximum likelihood) fitted on the events before ``end``; its scores of ``customer_ids``.
+
+    Returns the model, the summary (rows of ``customer_ids``) and ``p_alive`` and ``expected_<key>``
+    (purchase days expected over ``horizons_days[key]``).
     """
-    instants = pd.DatetimeIndex(pd.unique(pd.DatetimeIndex(cutoffs)))
-    return time_split(instants.append(pd.DatetimeIndex([CALIBRATION_END])),
-                      n_validation=settings.model.validation_cutoffs, n_test=1,
-                      horizon_days=settings.labels.purchase.horizon_days, embargo=settings.model.embargo)
-
-
-def training_set(events: pd.DataFrame, settings: Settings, spec: FeatureSpec | None = None
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, TimeSplit]:
-    """Features and labels of every training row, from calibration events only.
-
-    Returns the training set (``build_training_set``: ``customer_id``, ``cutoff``, features,
-    ``label``), the grid it was built on (:func:`training_grid`) and its split
-    (:func:`split_training`).
-    """
-    spec = FeatureSpec.from_settings(settings) if spec is None else spec
-    grid = training_grid(events, settings)
-    data = build_training_set(calibration_events(events), grid, spec, task=TASK, labels=settings.labels)
-    return data, grid, split_training(grid[CUTOFF], settings)
-
-
-def holdout_matrix(events: pd.DataFrame, settings: Settings, spec: FeatureSpec | None = None) -> pd.DataFrame:
-    """Features at the holdout cutoff 1997-10-01 of every customer first seen before it.
-
-    Built from calibration events only (features use ``ts < cutoff`` anyway: this makes it plain).
-    """
-    spec = FeatureSpec.from_settings(settings) if spec is None else spec
-    cal = calibration_events(events)
-    return build_features(cal, scoring_cutoffs(cal, CALIBRATION_END, timezone=settings.timezone), spec)
-
-
-def holdout_labels(events: pd.DataFrame, customers: pd.DataFrame, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Labels (a) and (b) at the holdout cutoff for ``customers`` (``customer_id, cutoff`` rows).
-
-    (a): a purchase in ``[1997-10-01, 1997-10-01 + horizon)``; (b): a purchase in
-    ``[1997-10-01, 1998-07-01)``. Returns, per label, its window, horizon in days and the 0/1
-    label array in the row order of ``customers``.
-    """
-    horizon_a = settings.labels.purchase.horizon_days
-    horizon_b = (HOLDOUT_END - CALIBRATION_END).days
-    out = {}
-    for key, days, title in (("a", horizon_a, f"a purchase in the first {_weeks(horizon_a)} of the holdout"),
-                             ("b", horizon_b, "a purchase in the whole holdout")):
-        labelled = purchase_within(events, customers, horizon_days=days, catalog=settings.catalog, quiet_days=0)
-        out[key] = {
-            "title": title,
-            "window": [f"{CALIBRATION_END:%Y-%m-%d}", f"{CALIBRATION_END + pd.Timedelta(days=days):%Y-%m-%d}"],
-            "horizon_days": int(days),
-            "y": labelled[LABEL].to_numpy().astype(np.int8),
-        }
-    return out
-
-
-def _weeks(days: float) -> str:
-    return f"{days / 7:g} weeks"
-
-
-def bgnbd_scores(events: pd.DataFrame, customer_ids: Sequence[str], horizons_days: Mapping[str, float]
-                 ) -> tuple[BGNBD, pd.DataFrame, dict[str, np.ndarray]]:
-    """BG/NBD fitted on the calibration period; P(alive) and expected purchases over each horizon.
-
-    Returns the fitted model, the calibration summary (in the order of ``customer_ids``) and the
-    scores: ``p_alive`` and ``expected_<key>`` for each ``horizons_days[key]`` (in weeks, the
-    summary's unit).
-    """
-    summary = rfm_summary(calibration_events(events), CALIBRATION_END)
+    summary = rfm_summary(known_before(events, end), end)
     missing = set(customer_ids) - set(summary.index)
     if missing:
-        raise ValueError(f"{len(missing)} holdout customer(s) have no calibration purchase, e.g. {sorted(missing)[:3]}")
+        raise ValueError(f"{len(missing)} customer(s) have no purchase before {end:%Y-%m-%d}, e.g. {sorted(missing)[:3]}")
     summary = summary.loc[list(customer_ids)]
     model = BGNBD().fit(summary["frequency"], summary["recency"], summary["T"])
     x, t_x, big_t = summary["frequency"], summary["recency"], summary["T"]
@@ -223,6 +259,322 @@ def bgnbd_scores(events: pd.DataFrame, customer_ids: Sequence[str], horizons_day
     for key, days in horizons_days.items():
         scores[f"expected_{key}"] = model.conditional_expected_number_of_purchases_up_to_time(days / 7, x, t_x, big_t)
     return model, summary, scores
+
+
+def candidate_features(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Prototype rhythm and spend-per-order features, plain pandas, for validation variants only.
+
+    Per row, from the events of its customer with ``ts < cutoff``, summed to purchase days:
+    gaps between purchase days (mean, sd, CV, last, and the current gap over the mean gap), spend
+    per purchase day (mean, first, last, last over mean) and order lines per purchase day. NaN
+    where undefined. They are promoted to a feature family only if validation says they help.
+    """
+    names = ["gap_mean", "gap_sd", "gap_cv", "gap_last", "gap_overdue", "spend_mean", "spend_first",
+             "spend_last", "spend_trend", "lines_mean"]
+    columns = [f"cand__purchase__{n}" for n in names]
+    parts = []
+    for cutoff, group in rows.groupby(CUTOFF, sort=True):
+        past = events[(events[TS] < cutoff).to_numpy()]
+        days = (past.assign(**{CUSTOMER_ID: past[CUSTOMER_ID].astype(str)})
+                .groupby([CUSTOMER_ID, TS], observed=True)[VALUE].agg(["sum", "size"]).reset_index()
+                .sort_values([CUSTOMER_ID, TS]))
+        by = days.groupby(CUSTOMER_ID, sort=False)
+        days["gap"] = by[TS].diff() / DAY
+        by = days.groupby(CUSTOMER_ID, sort=False)
+        f = pd.DataFrame({"gap_mean": by["gap"].mean(), "gap_sd": by["gap"].std(), "gap_last": by["gap"].last(),
+                          "spend_mean": by["sum"].mean(), "spend_first": by["sum"].first(),
+                          "spend_last": by["sum"].last(), "lines_mean": by["size"].mean()})
+        f["gap_cv"] = f["gap_sd"] / f["gap_mean"]
+        f["gap_overdue"] = ((cutoff - by[TS].max()) / DAY) / f["gap_mean"]
+        f["spend_trend"] = f["spend_last"] / f["spend_mean"]
+        ids = group[CUSTOMER_ID].astype(str).to_numpy()
+        part = f.reindex(ids)[names].set_axis(columns, axis=1)
+        part.index = group.index
+        parts.append(part)
+    return pd.concat(parts).reindex(rows.index)
+
+
+# --------------------------------------------------------------------------------------------
+# fitting at a cutoff
+
+
+class _Averaged:
+    """Several :class:`SignalModel` fitted on the same rows with different seeds, averaged."""
+
+    def __init__(self, models: Sequence[SignalModel]) -> None:
+        self.models = list(models)
+        self.best_iteration_ = sum(m.best_iteration_ for m in self.models)
+
+    def probability(self, X: pd.DataFrame) -> np.ndarray:
+        return np.mean([m.probability(X) for m in self.models], axis=0)
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        return np.mean([m.decision_function(X) for m in self.models], axis=0)
+
+    def importance(self) -> pd.Series:
+        return pd.concat([m.importance() for m in self.models], axis=1).mean(axis=1).sort_values(ascending=False)
+
+
+@dataclass
+class Fitted:
+    """A model fitted at ``end`` and what the report needs from it."""
+
+    variant: Variant
+    end: pd.Timestamp
+    model: _Averaged
+    features: list[str]
+    data: pd.DataFrame          # the training rows (features, label)
+    train_mask: np.ndarray
+    info: dict[str, Any]
+    bgnbd_by_cutoff: dict | None = None
+
+
+def _split_masks(data: pd.DataFrame, n_validation: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Train / early-stopping rows: the latest ``n_validation`` cutoffs (``latest``), or those rows of a
+    quarter of the customers (by id hash), the other customers training on all their rows (``customers``)."""
+    cutoffs = sorted(data[CUTOFF].unique())
+    if len(cutoffs) <= n_validation:
+        raise ValueError(f"{len(cutoffs)} training cutoffs leave none to train after {n_validation} validation ones")
+    latest = data[CUTOFF].isin(cutoffs[-n_validation:]).to_numpy()
+    if mode == "latest":
+        return ~latest, latest
+    held = pd.util.hash_array(data[CUSTOMER_ID].astype(str).to_numpy()) % 4 == 0
+    return ~held, held & latest
+
+
+def _extra_columns(variant: Variant, known: pd.DataFrame, rows: pd.DataFrame, *, model: BGNBD | None = None,
+                   horizon_days: int) -> tuple[pd.DataFrame, dict]:
+    """The variant's extra features of ``rows`` from ``known`` events (ts < each row's cutoff)."""
+    parts, models = [], {}
+    if variant.bgnbd_features:
+        bg, models = bgnbd_features(known, rows[[CUSTOMER_ID, CUTOFF]], horizons_days=[horizon_days], model=model)
+        parts.append(bg.drop(columns=[CUSTOMER_ID, CUTOFF]))
+    if variant.candidates:
+        parts.append(candidate_features(known, rows))
+    extra = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=rows.index)
+    return extra.set_axis(rows.index, axis=0), models
+
+
+def fit_at(events: pd.DataFrame, end: pd.Timestamp, settings: Settings, variant: Variant,
+           progress: Callable[[str], None] = lambda message: None) -> Fitted:
+    """Fit ``variant`` at ``end`` on the events before ``end`` only."""
+    known = known_before(events, end)
+    spec = FeatureSpec.from_settings(settings)
+    ms = settings.model
+    if variant.lightgbm:
+        ms = ms.model_copy(update={"lightgbm": ms.lightgbm.model_copy(update=dict(variant.lightgbm))})
+    if variant.method == "direct":
+        horizon, n_cutoffs = settings.labels.purchase.horizon_days, settings.cutoffs.n_training
+    else:
+        horizon, n_cutoffs = variant.step_days, 10_000  # every Monday whose week ends by `end`
+    grid = training_grid(known, settings, end=end, horizon_days=horizon, n_cutoffs=n_cutoffs)
+    progress(f"{variant.name} at {end:%Y-%m-%d}: {grid[CUTOFF].nunique()} cutoffs, {len(grid):,} rows, "
+             f"{horizon}-day labels")
+    data = build_training_set(known, grid, spec, task=TASK, labels=_with_horizon(settings, horizon).labels)
+    extra, by_cutoff = _extra_columns(variant, known, data, horizon_days=settings.labels.purchase.horizon_days)
+    data = pd.concat([data.drop(columns=LABEL), extra, data[[LABEL]]], axis=1)
+    features = feature_columns(data)
+    train, stop = _split_masks(data, ms.validation_cutoffs, variant.early_stopping)
+    y = data[LABEL].to_numpy()
+    model = _Averaged([SignalModel(ms.lightgbm, ms.calibration, ms.seed + i).fit(
+        data.loc[train, features], y[train], data.loc[stop, features], y[stop]) for i in range(variant.seeds)])
+    info = {
+        "training_cutoffs": f"{grid[CUTOFF].min():%Y-%m-%d}..{grid[CUTOFF].max():%Y-%m-%d} ({grid[CUTOFF].nunique()})",
+        "label_days": int(horizon), "rows_train": int(train.sum()), "rows_early_stopping": int(stop.sum()),
+        "positives_train": int(y[train].sum()), "features": len(features), "trees": model.best_iteration_,
+        "early_stopping_roc_auc": roc_auc(y[stop], model.decision_function(data.loc[stop, features])),
+        "last_label_window_ends": f"{grid[CUTOFF].max() + pd.Timedelta(days=horizon):%Y-%m-%d}",
+    }
+    return Fitted(variant, end, model, features, data, train, info, by_cutoff)
+
+
+def model_scores(fitted: Fitted, events: pd.DataFrame, settings: Settings, customers: pd.DataFrame,
+                 horizons_days: Mapping[str, int], progress: Callable[[str], None] = lambda message: None
+                 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """The fitted model's score of each horizon for ``customers`` at ``fitted.end``, and their features.
+
+    ``direct``: its calibrated probability (of its own 13-week label) ranks every horizon.
+    ``rollout``: P(a purchase within the horizon) by the chain rule along the no-purchase path.
+    Only the events before ``fitted.end`` are used.
+    """
+    end, variant = fitted.end, fitted.variant
+    known = known_before(events, end)
+    spec = FeatureSpec.from_settings(settings)
+    horizon = settings.labels.purchase.horizon_days
+    at_end = build_features(known, customers, spec).reset_index(drop=True)
+    origin_model = None
+    if variant.bgnbd_features:  # the parameters known at `end`, along the whole path
+        _, fitted_now = bgnbd_features(known, customers[[CUSTOMER_ID, CUTOFF]].iloc[:1], horizons_days=[horizon])
+        origin_model = next(iter(fitted_now.values()))
+
+    def with_extra(X: pd.DataFrame) -> pd.DataFrame:
+        extra, _ = _extra_columns(variant, known, X[[CUSTOMER_ID, CUTOFF]], model=origin_model, horizon_days=horizon)
+        return pd.concat([X, extra], axis=1)
+
+    if variant.method == "direct":
+        p = fitted.model.probability(with_extra(at_end)[fitted.features])
+        return {key: p for key in horizons_days}, at_end
+    steps = {key: days for key, days in horizons_days.items()}
+    rounded = {key: int(np.ceil(days / variant.step_days)) * variant.step_days for key, days in steps.items()}
+    probs = purchase_probability_by_rollout(
+        lambda X: fitted.model.probability(with_extra(X)[fitted.features]), known, customers, spec,
+        step_days=variant.step_days, horizons_days=rounded, progress=progress)
+    return {key: probs[key].to_numpy() for key in horizons_days}, at_end
+
+
+def _score_text(variant: Variant, calibrated: bool) -> str:
+    own = ("P(a purchase within the window), rolled out from the weekly hazard" if variant.method == "rollout"
+           else "the calibrated probability of a purchase within 13 weeks")
+    if variant.blend_bgnbd:
+        return (f"rank average: {1 - variant.blend_bgnbd:g} x {own} + {variant.blend_bgnbd:g} x BG/NBD's expected "
+                "purchases over the window (a ranking; the first part alone is the row rollout_probability)")
+    return own if calibrated else f"{own}, used as a ranking"
+
+
+def _blend(score: np.ndarray, reference: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) x rank(score) + weight x rank(reference)``, ranks scaled to (0, 1]."""
+    if weight == 0:
+        return score
+    rank = lambda v: pd.Series(v).rank(method="average").to_numpy() / len(v)  # noqa: E731
+    return (1 - weight) * rank(score) + weight * rank(reference)
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def validate(events: pd.DataFrame, settings: Settings, variants: Sequence[Variant], *,
+             cutoffs: Sequence[pd.Timestamp] = VALIDATION_CUTOFFS, rounds: int = 200, ceiling: bool = True,
+             progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Every variant at every validation cutoff, against BG/NBD fitted there; calibration events only.
+
+    Returns the log: per variant and cutoff the ROC AUC of (a') and (b') for the variant and for
+    BG/NBD's expected purchases, their difference with a paired bootstrap 95% interval over
+    customers (``rounds`` resamples), and the variant's mean difference (the criterion), plus the
+    fitted models' details. With ``ceiling``, also :func:`_ceiling` at each cutoff: how far any model
+    on these features could get there at best.
+    """
+    check_settings(settings)
+    calibration = known_before(check_events(events, settings.catalog), CALIBRATION_END)
+    horizon = settings.labels.purchase.horizon_days
+    folds = {}
+    for end in cutoffs:
+        if end + pd.Timedelta(days=horizon) > CALIBRATION_END:
+            raise ValueError(f"validation cutoff {end:%Y-%m-%d}: its {horizon}-day label leaves the calibration period")
+        weeks_left = (CALIBRATION_END - end).days // WEEK
+        windows = {"a": horizon, "b": weeks_left * WEEK}
+        customers = scoring_cutoffs(known_before(calibration, end), end, timezone=settings.timezone)
+        ids = customers[CUSTOMER_ID].astype(str).to_numpy()
+        _, _, bg = bgnbd_at(calibration, end, ids, windows)
+        folds[end] = {"windows": windows, "customers": customers, "ids": ids, "bgnbd": bg,
+                      "y": labels_at(calibration, customers, windows, settings.catalog)}
+    log: dict[str, Any] = {
+        "protocol": {
+            "validation_cutoffs": [f"{c:%Y-%m-%d}" for c in cutoffs],
+            "labels": {f"{c:%Y-%m-%d}": {k: f"[{c:%Y-%m-%d}, {c + pd.Timedelta(days=d):%Y-%m-%d}) ({d // WEEK} weeks)"
+                                        for k, d in f["windows"].items()} for c, f in folds.items()},
+            "data": f"calibration events only (ts < {CALIBRATION_END:%Y-%m-%d}); at each validation cutoff E the "
+                    "variant and BG/NBD see only ts < E",
+            "criterion": "mean over (cutoff, label) of ROC AUC(variant) - ROC AUC(BG/NBD expected purchases)",
+        },
+        "variants": {},
+    }
+    if ceiling:
+        log["ceiling"] = {f"{end:%Y-%m-%d}": _ceiling(calibration, end, fold, settings) for end, fold in folds.items()}
+        progress("ceiling: " + ", ".join(f"{c} {k}' {v[k]['difference']:+.4f}" for c, v in log["ceiling"].items()
+                                         for k in ("a", "b")))
+    cache: dict[tuple[Variant, pd.Timestamp], tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
+    for variant in variants:
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"description": variant.description, "settings": asdict(variant), "cutoffs": {}}
+        differences = []
+        for end, fold in folds.items():
+            key = (variant.fit_key(), end)
+            if key not in cache:
+                fitted = fit_at(calibration, end, settings, variant, progress)
+                scores, _ = model_scores(fitted, calibration, settings, fold["customers"], fold["windows"], progress)
+                cache[key] = (fitted.info, scores)
+            info, scores = cache[key]
+            row: dict[str, Any] = {"fit": info}
+            for key in fold["windows"]:
+                y, reference = fold["y"][key], fold["bgnbd"][f"expected_{key}"]
+                score = _blend(scores[key], reference, variant.blend_bgnbd)
+                auc, auc_bg = roc_auc(y, score), roc_auc(y, reference)
+                paired = paired_auc_difference(y, score, reference, fold["ids"], rounds=rounds, seed=settings.model.seed)
+                row[key] = {"roc_auc": auc, "bgnbd_roc_auc": auc_bg, "difference": auc - auc_bg,
+                            "difference_95": [paired["low"], paired["high"]],
+                            "positives": int(y.sum()), "customers": len(y)}
+                differences.append(auc - auc_bg)
+            entry["cutoffs"][f"{end:%Y-%m-%d}"] = row
+        entry["mean_difference"] = float(np.mean(differences))
+        entry["min_difference"] = float(np.min(differences))
+        entry["seconds"] = round(time.perf_counter() - started, 1)
+        log["variants"][variant.name] = entry
+        progress(f"{variant.name}: mean difference to BG/NBD {entry['mean_difference']:+.4f}")
+    ranked = sorted(log["variants"].items(), key=lambda kv: -kv[1]["mean_difference"])
+    log["best"] = ranked[0][0] if ranked else None
+    return log
+
+
+def _ceiling(calibration: pd.DataFrame, end: pd.Timestamp, fold: Mapping[str, Any], settings: Settings,
+             n_splits: int = 5) -> dict[str, Any]:
+    """An optimistic bound, not a model: LightGBM cross-validated over customers *at the cutoff itself*.
+
+    The features of every customer at ``end`` (events before ``end``), labelled with the fold's own
+    labels (a') and (b'); each fifth of the customers is scored by a model fitted on the other
+    four fifths of the *same* cutoff (early stopping on a fifth of those). No time gap, no
+    extrapolation to older customers: what the features at ``end`` can tell at best, against
+    which the honest (earlier-cutoff) variants are read. It uses the fold's future labels, so it
+    never chooses anything.
+    """
+    ms = settings.model
+    X = build_features(known_before(calibration, end), fold["customers"], FeatureSpec.from_settings(settings))
+    features = feature_columns(X)
+    rng = np.random.default_rng(ms.seed)
+    part = rng.permutation(len(X)) % n_splits
+    out: dict[str, Any] = {"splits": n_splits}
+    for key in fold["windows"]:
+        y = fold["y"][key]
+        score = np.zeros(len(X))
+        for k in range(n_splits):
+            test, rest = part == k, part != k
+            stop = rest & (part == (k + 1) % n_splits)
+            fit = rest & ~stop
+            model = SignalModel(ms.lightgbm, ms.calibration, ms.seed).fit(
+                X.loc[fit, features], y[fit], X.loc[stop, features], y[stop])
+            score[test] = model.decision_function(X.loc[test, features])
+        auc, auc_bg = roc_auc(y, score), roc_auc(y, fold["bgnbd"][f"expected_{key}"])
+        out[key] = {"roc_auc": auc, "bgnbd_roc_auc": auc_bg, "difference": auc - auc_bg}
+    return out
+
+
+def validation_markdown(log: Mapping[str, Any]) -> str:
+    """The validation log as a markdown table (one row per variant, best first)."""
+    cutoffs = log["protocol"]["validation_cutoffs"]
+    head = ["variant"] + [f"{c} ({k}')" for c in cutoffs for k in ("a", "b")] + ["mean diff", "min diff"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, entry in sorted(log["variants"].items(), key=lambda kv: -kv[1]["mean_difference"]):
+        cells = [f"`{name}`"]
+        for c in cutoffs:
+            for k in ("a", "b"):
+                r = entry["cutoffs"][c][k]
+                low, high = r.get("difference_95", (np.nan, np.nan))
+                cells.append(f"{r['roc_auc']:.4f} ({r['difference']:+.4f} [{low:+.4f}, {high:+.4f}])")
+        cells += [f"{entry['mean_difference']:+.4f}", f"{entry['min_difference']:+.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    bg = ["BG/NBD expected purchases"] + [f"{log['variants'][next(iter(log['variants']))]['cutoffs'][c][k]['bgnbd_roc_auc']:.4f}"
+                                          for c in cutoffs for k in ("a", "b")] + ["", ""]
+    lines.append("| " + " | ".join(bg) + " |")
+    if "ceiling" in log:
+        top = ["ceiling: customer cross-validation at the cutoff itself (not a model)"]
+        top += [f"{log['ceiling'][c][k]['roc_auc']:.4f} ({log['ceiling'][c][k]['difference']:+.4f})"
+                for c in cutoffs for k in ("a", "b")]
+        lines.append("| " + " | ".join(top + ["", ""]) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# the holdout
 
 
 def _table(metrics: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
@@ -244,14 +596,15 @@ def _subsample(events: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# the benchmark
+def _weeks(days: float) -> str:
+    return f"{days / 7:g} weeks"
 
 
-def run(events: pd.DataFrame, settings: Settings, *, rounds: int | None = None,
-        progress=lambda message: None) -> dict[str, Any]:
-    """The whole check on canonical CDNOW ``events``; returns every figure (JSON-ready)."""
-    _check_settings(settings)
+def run(events: pd.DataFrame, settings: Settings, *, variant: Variant | None = None, rounds: int | None = None,
+        progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """The holdout check on canonical CDNOW ``events`` with ``variant`` (default :data:`CHOSEN`)."""
+    check_settings(settings)
+    variant = VARIANTS[CHOSEN] if variant is None else variant
     started = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -261,108 +614,97 @@ def run(events: pd.DataFrame, settings: Settings, *, rounds: int | None = None,
     ms = settings.model
     rounds = ms.bootstrap_rounds if rounds is None else rounds
     events = check_events(events, settings.catalog)
-    cal = calibration_events(events)
     spec = FeatureSpec.from_settings(settings)
     horizon = settings.labels.purchase.horizon_days
-
-    progress(f"training set: {settings.cutoffs.n_training} {settings.cutoffs.frequency} cutoffs, calibration events only")
-    data, grid, split = training_set(events, settings, spec)
-    features = feature_columns(data)
-    train_mask, val_mask, _ = split.masks(data)
-    X_tr, y_tr = data.loc[train_mask, features], data.loc[train_mask, LABEL].to_numpy()
-    X_va, y_va = data.loc[val_mask, features], data.loc[val_mask, LABEL].to_numpy()
-    lap("training_set")
-
-    progress(f"LightGBM on {len(X_tr):,} rows, early stopping and {ms.calibration} calibration on {len(X_va):,}")
-    model = SignalModel(ms.lightgbm, ms.calibration, ms.seed).fit(X_tr, y_tr, X_va, y_va)
-    lap("lightgbm")
-
-    # the holdout cutoff: features from calibration events, labels from the holdout
-    holdout = holdout_matrix(events, settings, spec)
-    customers, X_ho = holdout[[CUSTOMER_ID, CUTOFF]], holdout[features]
-    labels = holdout_labels(events, customers, settings)
+    windows = {"a": horizon, "b": (HOLDOUT_END - CALIBRATION_END).days}
+    calibration = known_before(events, CALIBRATION_END)  # fitting never sees more
+    customers = scoring_cutoffs(calibration, CALIBRATION_END, timezone=settings.timezone)
     ids = customers[CUSTOMER_ID].astype(str).to_numpy()
-    probability = model.probability(X_ho)
-    lap("holdout_features")
+
+    fitted = fit_at(calibration, CALIBRATION_END, settings, variant, progress)
+    lap("fit_model")
+    progress(f"{variant.name}: scoring {len(ids):,} customers at {CALIBRATION_END:%Y-%m-%d}")
+    scores, X_ho = model_scores(fitted, calibration, settings, customers, windows, progress)
+    lap("score_model")
+
+    if variant.method == "direct" and variant.early_stopping == "latest" and not (
+            variant.bgnbd_features or variant.candidates):
+        direct = fitted
+        direct_p = scores["a"]
+    else:
+        progress("the direct LightGBM (the previous method) and logistic regression on its rows")
+        direct = fit_at(calibration, CALIBRATION_END, settings, VARIANTS["direct"], progress)
+        direct_p = direct.model.probability(X_ho[direct.features])
+    lap("fit_direct")
 
     progress("baselines: BG/NBD, RFM, logistic regression, prior temperature, falling frequency")
-    bgnbd, summary, bg = bgnbd_scores(events, ids, {key: lab["horizon_days"] for key, lab in labels.items()})
-    logistic = LogisticBaseline().fit(X_tr, y_tr)
+    bgnbd, summary, bg = bgnbd_at(calibration, CALIBRATION_END, ids, windows)
+    X_tr = direct.data.loc[direct.train_mask, direct.features]
+    logistic = LogisticBaseline().fit(X_tr, direct.data.loc[direct.train_mask, LABEL].to_numpy())
     shared = {
+        "lightgbm_direct": direct_p,
         "bgnbd_p_alive": bg["p_alive"],
-        "rfm": bgnbd_rfm_score(summary)["rfm"].to_numpy(dtype=np.float64),
+        "rfm": rfm_summary_score(summary)["rfm"].to_numpy(dtype=np.float64),
         "rfm_feature_quintiles": feature_rfm_score(X_tr, X_ho, spec, TASK),
-        "logistic_regression": logistic.decision_function(X_ho),
+        "logistic_regression": logistic.decision_function(X_ho[direct.features]),
         "prior_temperature": prior_temperature(X_ho, spec, TASK),
         "falling_frequency": falling_frequency(X_ho, spec, TASK),
     }
+    labels = labels_at(events, customers, windows, settings.catalog)  # the only use of holdout events
     lap("baselines")
 
     progress(f"metrics: {rounds} bootstrap rounds over {len(ids):,} customers")
+    model_name = "model"
     results = {}
-    for key, lab in labels.items():
-        y = lab["y"]
-        expected = f"bgnbd_expected_{_weeks(lab['horizon_days']).replace(' weeks', 'w')}"
+    for key, y in labels.items():
+        days = windows[key]
+        expected = f"bgnbd_expected_{_weeks(days).replace(' weeks', 'w')}"
+        score = _blend(scores[key], bg[f"expected_{key}"], variant.blend_bgnbd)
+        # a probability of this very label: the rollout's for both, the direct model's for (a) only
+        calibrated = variant.blend_bgnbd == 0 and (variant.method == "rollout" or key == "a")
         models: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
-            # (a): the calibrated probability of the label it was trained for; (b): the same
-            # values, a ranking only (the probability is of (a), not of (b))
-            MODEL: (probability, probability if key == "a" else None),
+            model_name: (score, score if calibrated else None),
             expected: (bg[f"expected_{key}"], None),
         }
-        models.update({name: (score, None) for name, score in shared.items()})
+        models.update({name: (s, direct_p if name == "lightgbm_direct" and key == "a" else None)
+                       for name, s in shared.items()})
+        if variant.blend_bgnbd and variant.method == "rollout":  # the model's own part, a probability
+            models["rollout_probability"] = (scores[key], scores[key])
         metrics = bootstrap_metrics(y, models, ids, rounds=rounds, seed=ms.seed)
-        versus = {name: paired_auc_difference(y, probability, models[name][0], ids, rounds=rounds, seed=ms.seed)
-                  for name in (expected, "bgnbd_p_alive")}
+        versus = {name: paired_auc_difference(y, score, models[name][0], ids, rounds=rounds, seed=ms.seed)
+                  for name in (expected, "bgnbd_p_alive", "lightgbm_direct")}
         results[key] = {
-            "title": lab["title"],
-            "window": lab["window"],
-            "horizon_days": lab["horizon_days"],
+            "title": (f"a purchase in the first {_weeks(days)} of the holdout" if key == "a"
+                      else "a purchase in the whole holdout"),
+            "window": [f"{CALIBRATION_END:%Y-%m-%d}", f"{CALIBRATION_END + pd.Timedelta(days=days):%Y-%m-%d}"],
+            "horizon_days": int(days),
             "customers": len(y),
             "positives": int(y.sum()),
-            "model_score": ("calibrated probability of this label" if key == "a" else
-                            "the calibrated probability of label (a), used as a ranking"),
+            "model_score": _score_text(variant, calibrated),
             "table": _table(metrics),
-            "auc_difference_vs_bgnbd": versus,
-            "beats_bgnbd_roc_auc": bool(all(v["estimate"] > 0 for v in versus.values())),
+            "auc_difference": versus,
+            "beats_bgnbd_roc_auc": bool(all(versus[n]["estimate"] > 0 for n in (expected, "bgnbd_p_alive"))),
+            "margin_vs_bgnbd_expected": versus[expected]["estimate"],
         }
-        if key == "a":
-            results[key]["model_mean_probability"] = float(probability.mean())
+        if calibrated:
+            results[key]["model_mean_probability"] = float(np.mean(score))
     lap("metrics")
 
-    first_cutoff = grid[CUTOFF].min()
     return {
         "benchmark": "cdnow",
+        "variant": asdict(variant),
         "data": {
             "customers": int(events[CUSTOMER_ID].nunique()), "events": len(events),
             "calibration": [f"{CALIBRATION_START:%Y-%m-%d}", f"{CALIBRATION_END - DAY:%Y-%m-%d}"],
             "holdout": [f"{CALIBRATION_END:%Y-%m-%d}", f"{HOLDOUT_END - DAY:%Y-%m-%d}"],
-            "calibration_events": len(cal),
+            "calibration_events": len(calibration),
             "holdout_events": int(((events[TS] >= CALIBRATION_END) & (events[TS] < HOLDOUT_END)).sum()),
         },
-        "split": {
-            **split.describe(),
-            "test": f"{CALIBRATION_END:%Y-%m-%d} (the holdout cutoff, 1 customer row each)",
-            "frequency": settings.cutoffs.frequency,
-            "label_horizon_days": horizon,
-            "last_training_label_window_ends": f"{grid[CUTOFF].max() + pd.Timedelta(days=horizon):%Y-%m-%d}",
-            "customers_at_first_cutoff": int((grid[CUTOFF] == first_cutoff).sum()),
-            "note": ("no embargo between train and validation: the latest training labels overlap the "
-                     "validation cutoffs, which only affects early stopping and calibration; the reported "
-                     "test is the holdout, and every training label window ends by "
-                     f"{CALIBRATION_END:%Y-%m-%d}") if not split.embargo else
-                    "embargo: training label windows close before the first validation cutoff",
+        "model": fitted.info | {
+            "top_features": {k: float(v) for k, v in fitted.model.importance().head(10).items()},
+            "calibration": ms.calibration, "lightgbm": ms.lightgbm.model_dump(),
         },
-        "rows": {
-            "training_grid": len(grid), "train": int(train_mask.sum()), "validation": int(val_mask.sum()),
-            "train_positives": int(y_tr.sum()), "validation_positives": int(y_va.sum()),
-            "holdout_customers": len(ids), "features": len(features),
-        },
-        "model": {
-            "best_iteration": model.best_iteration_, "calibration": ms.calibration,
-            "validation_roc_auc": roc_auc(y_va, model.decision_function(X_va)),
-            "lightgbm": ms.lightgbm.model_dump(),
-            "top_features": {k: float(v) for k, v in model.importance().head(10).items()},
-        },
+        "direct": direct.info,
         "bgnbd": {
             "params": {k: float(v) for k, v in bgnbd.params_.items()},
             "log_likelihood": bgnbd.log_likelihood_, "customers": int(bgnbd.n_customers_),
@@ -371,17 +713,16 @@ def run(events: pd.DataFrame, settings: Settings, *, rounds: int | None = None,
         "labels": results,
         "bootstrap_rounds": rounds,
         "notes": [
-            "The model's score for both labels is its calibrated probability of (a); for (b) it is a "
-            "ranking (not a probability of (b)), so Brier and ECE are given for (a) only.",
+            f"model: the variant {variant.name!r} ({variant.description}), chosen on the validation cutoffs "
+            f"{', '.join(f'{c:%Y-%m-%d}' for c in VALIDATION_CUTOFFS)} (python benchmarks/cdnow.py --validate).",
+            "Every model and parameter is fitted on events before 1997-10-01 only; holdout events make the labels.",
             "BG/NBD scores: P(alive) at 1997-10-01 and the expected purchase days over the label's horizon; "
-            "baselines give rankings, not probabilities (no Brier/ECE). P(alive) is 1 for every customer "
-            "without a repeat purchase (BG/NBD lets customers drop out only after a repeat purchase), so it "
-            "ranks one-time buyers first and scores below 0.5.",
-            "rfm: benchmarks.bgnbd.rfm_score on the calibration summary (quintiles over the holdout "
-            "customers); rfm_feature_quintiles: signals.modeling.baselines.rfm_score (quintile edges from "
-            "the training rows); prior_temperature: 20 points per purchase, cooled at the trend half-life.",
-            "95% intervals: percentile bootstrap over customers; 'vs BG/NBD' is the paired difference "
-            "(the same resampled customers for both scores).",
+            "P(alive) is 1 for every customer without a repeat purchase, so it ranks one-time buyers first.",
+            "rfm: signals.modeling.baselines.rfm_summary_score on the calibration summary; rfm_feature_quintiles: "
+            "signals.modeling.baselines.rfm_score (edges from the direct model's training rows); "
+            "prior_temperature: 20 points per purchase, cooled at the trend half-life.",
+            "95% intervals: percentile bootstrap over customers; differences are paired (the same resampled "
+            "customers for both scores).",
         ],
         "seconds": {**seconds, "total": round(time.perf_counter() - started, 2)},
     }
@@ -398,24 +739,22 @@ def _cell(m: Mapping[str, float] | None, digits: int) -> str:
 
 
 def print_tables(result: Mapping[str, Any], file=None) -> None:
-    """One table per label (rich), then the split, the row counts and BG/NBD's parameters."""
+    """One table per label (rich), then the fits, the differences and the notes."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=file, width=160)
-    split, rows, bg = result["split"], result["rows"], result["bgnbd"]
+    m, d, bg = result["model"], result["direct"], result["bgnbd"]
     console.print(f"[bold]CDNOW[/bold]: {result['data']['customers']:,} customers, {result['data']['events']:,} "
                   f"events; calibration {' .. '.join(result['data']['calibration'])}, holdout "
                   f"{' .. '.join(result['data']['holdout'])}")
-    console.print(f"training cutoffs ({split['frequency']}, {split['label_horizon_days']}-day labels): train "
-                  f"{split['train']}, validation {split['validation']}; last training label window ends "
-                  f"{split['last_training_label_window_ends']}; rows train {rows['train']:,} "
-                  f"({rows['train_positives']:,} positive), validation {rows['validation']:,} "
-                  f"({rows['validation_positives']:,} positive), {rows['features']} features")
-    console.print(f"[dim]{split['note']}[/dim]")
-    console.print(f"LightGBM: {result['model']['best_iteration']} trees, {result['model']['calibration']} "
-                  f"calibration, validation ROC AUC {result['model']['validation_roc_auc']:.4f}; BG/NBD on "
-                  f"{bg['customers']:,} customers: " + ", ".join(f"{k}={v:.4f}" for k, v in bg["params"].items()))
+    console.print(f"model = {result['variant']['name']!r}: {result['variant']['description']}")
+    for title, info in (("model", m), ("lightgbm_direct", d)):
+        console.print(f"{title}: cutoffs {info['training_cutoffs']}, {info['label_days']}-day labels ending by "
+                      f"{info['last_label_window_ends']}; {info['rows_train']:,} training rows "
+                      f"({info['positives_train']:,} positive), {info['rows_early_stopping']:,} early-stopping rows, "
+                      f"{info['features']} features, {info['trees']} trees")
+    console.print(f"BG/NBD on {bg['customers']:,} customers: " + ", ".join(f"{k}={v:.4f}" for k, v in bg["params"].items()))
     for key, lab in result["labels"].items():
         table = Table(title=f"({key}) {lab['title']}: [{lab['window'][0]}, {lab['window'][1]}), "
                             f"{lab['positives']:,} of {lab['customers']:,} customers positive "
@@ -424,26 +763,27 @@ def print_tables(result: Mapping[str, Any], file=None) -> None:
         for metric in METRICS:
             table.add_column(f"{METRIC_TITLES[metric]} [95%]", justify="right")
         ordered = sorted(lab["table"].items(), key=lambda kv: -kv[1]["roc_auc"]["estimate"])
+        digits = {"roc_auc": 4, "pr_auc": 4, "top_decile_lift": 3, "brier": 4, "ece": 4}
         for name, metrics in ordered:
-            digits = {"roc_auc": 4, "pr_auc": 4, "top_decile_lift": 3, "brier": 4, "ece": 4}
-            table.add_row(name, *(_cell(metrics.get(m), digits[m]) for m in METRICS),
-                          style="bold" if name == MODEL else None)
+            table.add_row(name, *(_cell(metrics.get(mm), digits[mm]) for mm in METRICS),
+                          style="bold" if name == "model" else None)
         console.print(table)
         mean = (f"; mean probability {lab['model_mean_probability']:.3f} vs observed rate "
                 f"{lab['positives'] / lab['customers']:.3f}" if "model_mean_probability" in lab else "")
         console.print(f"model score: {lab['model_score']}{mean}")
-        for name, d in lab["auc_difference_vs_bgnbd"].items():
-            console.print(f"ROC AUC {MODEL} - {name}: {d['estimate']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] "
-                          f"(paired bootstrap; above 0 in {d['share_above_0']:.0%} of rounds)")
+        for name, diff in lab["auc_difference"].items():
+            console.print(f"ROC AUC model - {name}: {diff['estimate']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}] "
+                          f"(paired bootstrap; above 0 in {diff['share_above_0']:.0%} of rounds)")
         verdict = "beats" if lab["beats_bgnbd_roc_auc"] else "does NOT beat"
-        console.print(f"=> {MODEL} {verdict} both BG/NBD scores on ROC AUC for label ({key})\n")
+        console.print(f"=> model {verdict} both BG/NBD scores on ROC AUC for label ({key}); margin over expected "
+                      f"purchases {lab['margin_vs_bgnbd_expected']:+.4f} (target +0.015)\n")
     for note in result["notes"]:
         console.print(f"[dim]- {note}[/dim]")
     console.print("seconds: " + ", ".join(f"{k} {v:g}" for k, v in result["seconds"].items()))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Parse arguments, run the check on CDNOW, print the tables and the JSON; returns the result."""
+    """Parse arguments; run the holdout check (or ``--validate``), print tables and JSON; return the result."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: configs/cdnow.yaml)")
     parser.add_argument("--rounds", type=int, default=None, help="bootstrap rounds (default: model.bootstrap_rounds)")
@@ -453,11 +793,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set model.lightgbm.num_threads=1")
     parser.add_argument("--quiet", action="store_true", help="print only the JSON")
+    parser.add_argument("--validate", action="store_true",
+                        help="run the validation protocol (calibration events only) instead of the holdout")
+    parser.add_argument("--variants", default=None,
+                        help=f"--validate: comma-separated variants (default: all of {', '.join(VARIANTS)})")
+    parser.add_argument("--log", default=None, help="--validate: write the log (JSON) here, and a .md beside it")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be >= 1")
+    names = list(VARIANTS) if args.variants is None else [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
+    from signals.io.atomic import atomic_file
     from signals.io.cdnow import read_cdnow
+    from signals.io.tables import write_json
 
     started = time.perf_counter()
     settings = load_settings(args.config, args.overrides)
@@ -466,6 +817,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         events = _subsample(events, args.customers, settings.model.seed)
     read_seconds = time.perf_counter() - started
     say = (lambda m: None) if args.quiet else (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+    if args.validate:
+        result = validate(events, settings, [VARIANTS[n] for n in names], progress=say,
+                          rounds=settings.model.bootstrap_rounds if args.rounds is None else args.rounds)
+        result["config"], result["overrides"], result["subsample_customers"] = str(args.config), list(args.overrides), args.customers
+        if not args.quiet:
+            print(validation_markdown(result))
+        if args.log:
+            write_json(result, args.log)
+            with atomic_file(Path(args.log).with_suffix(".md")) as tmp:
+                Path(tmp).write_text(validation_markdown(result) + "\n", encoding="utf-8")
+        if args.quiet or not args.log:
+            print(json.dumps(result, indent=2, default=float))
+        return result
     result = run(events, settings, rounds=args.rounds, progress=say)
     result["config"] = str(args.config)
     result["overrides"] = list(args.overrides)
@@ -476,7 +840,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print_tables(result)
     text = json.dumps(result, indent=2, default=float)
     if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        write_json(result, args.json)
     if args.json is None or args.quiet:
         print(text)
     return result

@@ -80,6 +80,11 @@ _EXPORTS = {
     # scoring
     "score": "signals.jobs.score",
     "ScoreRun": "signals.jobs.score",
+    # retail baselines and long horizons
+    "BGNBD": "signals.modeling.bgnbd",
+    "rfm_summary": "signals.modeling.bgnbd",
+    "bgnbd_features": "signals.modeling.bgnbd",
+    "purchase_probability_by_rollout": "signals.modeling.rollout",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -108,10 +113,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.jobs.score import ScoreRun, score
     from signals.labels import churn_within, purchase_within
     from signals.messy import messy_sources
+    from signals.modeling.bgnbd import BGNBD, bgnbd_features, rfm_summary
     from signals.modeling.estimators import SignalModel
     from signals.modeling.explain import reasons
     from signals.modeling.metrics import backtest_metrics, bootstrap_metrics
     from signals.modeling.points import points_table, touch_effects, what_if
+    from signals.modeling.rollout import purchase_probability_by_rollout
     from signals.modeling.splits import rolling_origins, time_split
     from signals.modeling.training import (
         TrainedTask,
