@@ -269,8 +269,12 @@ def test_main_runs_end_to_end_on_a_subsample(tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_full_benchmark_beats_bgnbd_on_both_labels(tmp_path) -> None:
-    """The issue's claim, on all 23,570 customers (a few minutes)."""
+    """The measured claim on all 23,570 customers (~2 minutes of CPU): the chosen model beats both
+    BG/NBD scores on both labels, the paired interval of the margin over expected purchases above 0.
+    (The issue's +0.015 is not reached: +0.007 on both, see benchmarks/cdnow_validation.md.)"""
     result = bench.main(["--rounds", "20", "--quiet", "--json", str(tmp_path / "cdnow.json")])
     assert result["data"]["customers"] == 23_570
-    for key in ("a", "b"):
-        assert result["labels"][key]["beats_bgnbd_roc_auc"], result["labels"][key]["auc_difference"]
+    for key, expected in (("a", "bgnbd_expected_13w"), ("b", "bgnbd_expected_39w")):
+        lab = result["labels"][key]
+        assert lab["beats_bgnbd_roc_auc"], lab["auc_difference"]
+        assert lab["auc_difference"][expected]["low"] > 0, lab["auc_difference"]
