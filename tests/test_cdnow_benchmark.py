@@ -178,6 +178,10 @@ def test_validation_never_sees_the_holdout(small, settings) -> None:
     assert entry["a"]["customers"] == 600 and 0 < entry["a"]["positives"] < 600
     assert abs(entry["a"]["difference"] - (entry["a"]["roc_auc"] - entry["a"]["bgnbd_roc_auc"])) < 1e-12
     assert log["best"] in {"direct", "rollout_blend25"}
+    # at 1997-07-01 (a') and (b') are one 13-week window: the distinct-window mean counts it once
+    assert entry["a"] == entry["b"]
+    assert log["variants"]["direct"]["mean_difference_distinct_windows"] == entry["a"]["difference"]
+    assert log["best_by_distinct_windows"] in {"direct", "rollout_blend25"}
     assert "`direct`" in bench.validation_markdown(log)
 
 
@@ -254,7 +258,10 @@ def test_main_runs_end_to_end_on_a_subsample(tmp_path, capsys) -> None:
             assert set(metrics) >= RANK_METRICS
             assert 0 <= metrics["roc_auc"]["estimate"] <= 1
             assert all(m["low"] <= m["high"] for m in metrics.values())
-        assert set(lab["auc_difference"]) == {expected, "bgnbd_p_alive", "lightgbm_direct"}
+        assert set(lab["auc_difference"]) == set(lab["table"]) - {"model"}  # paired, against every score
+        assert set(lab["versus_bgnbd_expected"]) == set(lab["table"]) - {"model", expected}
+        assert lab["auc_difference"][expected]["estimate"] == pytest.approx(
+            lab["table"]["model"]["roc_auc"]["estimate"] - lab["table"][expected]["roc_auc"]["estimate"])
         assert lab["beats_bgnbd_roc_auc"] == all(
             lab["table"]["model"]["roc_auc"]["estimate"] > lab["table"][m]["roc_auc"]["estimate"]
             for m in (expected, "bgnbd_p_alive"))

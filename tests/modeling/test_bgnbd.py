@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
+from signals.errors import DataError
 from signals.io.cdnow import (
     cdnow_available,
     cdnow_customers_summary_path,
@@ -399,18 +400,19 @@ def test_full_cdnow_fits_and_both_baselines_rank_the_holdout(events: pd.DataFram
 
 
 def test_fit_rejects_inconsistent_summaries() -> None:
-    with pytest.raises(ValueError, match="whole number"):
+    # a summary that breaks the contract is the data's fault: DataError (one line in the CLI)
+    with pytest.raises(DataError, match="whole number"):
         BGNBD().fit([1.5], [1.0], [2.0])
-    with pytest.raises(ValueError, match=r"\[0, T\]"):
+    with pytest.raises(DataError, match=r"\[0, T\]"):
         BGNBD().fit([1], [3.0], [2.0])
-    with pytest.raises(ValueError, match="recency must be 0"):
+    with pytest.raises(DataError, match="recency must be 0"):
         BGNBD().fit([0], [1.0], [2.0])
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(DataError, match="non-finite"):
         BGNBD().fit([1], [np.nan], [2.0])
     with pytest.raises(ValueError, match="not fitted"):
         BGNBD().conditional_probability_alive(1, 1.0, 2.0)
     # four customers cannot identify the beta mixing: a and b run off, and the error says so
-    with pytest.raises(ValueError, match="cannot identify"):
+    with pytest.raises(DataError, match="cannot identify"):
         BGNBD().fit([2, 1, 0, 0], [30.43, 1.71, 0.0, 0.0], [38.86] * 4)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from signals.errors import DataError
 from signals.features.names import half_life_label, window_label
 from signals.features.spec import FeatureSpec
 
@@ -123,9 +124,9 @@ def rfm_summary_score(summary: pd.DataFrame) -> pd.DataFrame:
     """
     missing = [c for c in ("frequency", "recency", "T", "spend") if c not in summary.columns]
     if missing:
-        raise ValueError(f"rfm_summary_score needs the rfm_summary columns {missing}")
+        raise DataError(f"rfm_summary_score needs the rfm_summary columns {missing}")
     if len(summary) == 0:
-        raise ValueError("rfm_summary_score needs at least one customer")
+        raise DataError("rfm_summary_score needs at least one customer")
     out = pd.DataFrame(index=summary.index)
     out["R"] = _quintile_score(summary["T"] - summary["recency"], higher_is_better=False)
     out["F"] = _quintile_score(summary["frequency"], higher_is_better=True)

@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, optimize, special
 
+from signals.errors import DataError
 from signals.schemas import CUSTOMER_ID, TOUCHPOINT, TS, VALUE, to_utc
 
 __all__ = [
@@ -107,14 +108,14 @@ def _purchase_days(
     """Purchase events with ``start <= ts < end`` summed to (customer_id, UTC day), sorted."""
     missing = [c for c in (CUSTOMER_ID, TS) if c not in events.columns]
     if missing:
-        raise ValueError(f"events is missing column(s) {missing}; it has {list(events.columns)}")
+        raise DataError(f"events is missing column(s) {missing}; it has {list(events.columns)}")
     ts = to_utc(events[TS], what="events.ts")
     keep = (ts < end).to_numpy(copy=True)
     if start is not None:
         keep &= (ts >= start).to_numpy()
     if touchpoints is not None:
         if TOUCHPOINT not in events.columns:
-            raise ValueError("events has no touchpoint column; pass touchpoints=None to use every row")
+            raise DataError("events has no touchpoint column; pass touchpoints=None to use every row")
         keep &= events[TOUCHPOINT].astype(str).isin(list(touchpoints)).to_numpy()
     value = (
         events.loc[keep, VALUE].astype("float64").fillna(0.0).to_numpy()
@@ -242,18 +243,18 @@ def _as_arrays(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.nda
     try:
         x, t_x, big_t = np.broadcast_arrays(x, t_x, big_t)
     except ValueError as exc:
-        raise ValueError(f"frequency, recency and T must have the same length ({exc})") from None
+        raise DataError(f"frequency, recency and T must have the same length ({exc})") from None
     for name, v in (("frequency", x), ("recency", t_x), ("T", big_t)):
         if not np.isfinite(v).all():
-            raise ValueError(f"{name} has missing or non-finite values")
+            raise DataError(f"{name} has missing or non-finite values")
     if (x < 0).any() or (x != np.round(x)).any():
-        raise ValueError("frequency must be a whole number >= 0 (repeat purchases)")
+        raise DataError("frequency must be a whole number >= 0 (repeat purchases)")
     if (t_x < 0).any() or (t_x > big_t).any():
-        raise ValueError("recency must lie in [0, T] (time of the last purchase since the first)")
+        raise DataError("recency must lie in [0, T] (time of the last purchase since the first)")
     if ((x == 0) & (t_x != 0)).any():
-        raise ValueError("recency must be 0 where frequency is 0")
+        raise DataError("recency must be 0 where frequency is 0")
     if (big_t <= 0).any():
-        raise ValueError("T must be > 0 (time observed since the first purchase)")
+        raise DataError("T must be > 0 (time observed since the first purchase)")
     return x, t_x, big_t
 
 
@@ -384,9 +385,11 @@ class BGNBD:
 
         Raises
         ------
-        ValueError
+        DataError
             Inconsistent inputs (x not a whole number, t_x outside [0, T], t_x != 0 where
             x = 0, T <= 0), or the optimiser did not converge (the message says why).
+        ValueError
+            Bad arguments (empty input, weights, initial_params, penalty).
         """
         x, t_x, big_t = _as_arrays(frequency, recency, T)
         if x.ndim != 1 or len(x) == 0:
@@ -424,7 +427,7 @@ class BGNBD:
         at_boundary = not np.all(np.abs(result.x) < np.log(1e6))
         if at_boundary or (not result.success and gnorm > 1e-6):
             reached = ", ".join(f"{k}={v:.4g}" for k, v in zip(PARAM_NAMES, np.exp(result.x), strict=True))
-            raise ValueError(
+            raise DataError(
                 f"BG/NBD fit did not converge ({result.message}; gradient {gnorm:.2e}; reached {reached}). "
                 "Parameters running off to 0 or to very large values mean the data cannot identify "
                 "the model (too few customers or repeat buyers); otherwise try other initial_params"
@@ -600,7 +603,7 @@ def bgnbd_features(
         raise ValueError(f"horizons_days must be positive, got {horizons}")
     missing = [c for c in (CUSTOMER_ID, "cutoff") if c not in cutoffs.columns]
     if missing:
-        raise ValueError(f"cutoffs is missing column(s) {missing}")
+        raise DataError(f"cutoffs is missing column(s) {missing}")
     when = to_utc(cutoffs["cutoff"], what="cutoffs.cutoff")
     ids = cutoffs[CUSTOMER_ID].astype(str).to_numpy()
     names = {h: f"bgnbd__purchase__exp{h:g}d" for h in horizons}
