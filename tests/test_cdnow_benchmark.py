@@ -278,7 +278,7 @@ def test_main_runs_end_to_end_on_a_subsample(tmp_path, capsys) -> None:
 def test_full_benchmark_beats_bgnbd_on_both_labels(tmp_path) -> None:
     """The measured claim on all 23,570 customers (~2 minutes of CPU): the chosen model beats both
     BG/NBD scores on both labels, the paired interval of the margin over expected purchases above 0.
-    (The issue's +0.015 is not reached: +0.007 on both, see benchmarks/cdnow_validation.md.)"""
+    (The issue's +0.015 is not reached: +0.007 on both; README, "Real data: CDNOW".)"""
     result = bench.main(["--rounds", "20", "--quiet", "--json", str(tmp_path / "cdnow.json")])
     assert result["data"]["customers"] == 23_570
     for key, expected in (("a", "bgnbd_expected_13w"), ("b", "bgnbd_expected_39w")):
