@@ -342,6 +342,9 @@ def main() -> None:
     parser.add_argument("--no-lr", action="store_true", help="skip the logistic-regression points")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="key.path=value for every fit")
     parser.add_argument("--json", default=None, help="also write the JSON result to this file")
+    parser.add_argument("--partial", default=None,
+                        help="append each world's result to this JSON-lines file as soon as it is done "
+                             "(a long run that is stopped keeps what it measured)")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -363,24 +366,32 @@ def main() -> None:
     result = {"benchmark": "points_truth", "api": "issue-14 (own points, refit intervals)" if new else
               "pre-issue-14 (total effect, intervals with the model fixed)",
               "git": _git(), "demo": {"customers": args.customers}, "seeds": {"customers": args.seed_customers}}
-    for world in WORLDS:
+    seeds = sorted({p.name.split("-")[0] for p in args.worlds.iterdir() if p.name.startswith("seed")})[:args.seeds]
+    result["seeds"]["n"] = len(seeds)
+    for world in WORLDS:  # each world kind whole (demo world, then its seeds) before the next
         print(f"demo world, {world}", file=sys.stderr, flush=True)
         result["demo"][world] = run_world(args.worlds / f"demo-{world}", list(args.overrides),
                                           with_lr=not args.no_lr, progress=progress)
-    seeds = sorted({p.name.split("-")[0] for p in args.worlds.iterdir() if p.name.startswith("seed")})[:args.seeds]
-    result["seeds"]["n"] = len(seeds)
-    for world in WORLDS:
+        _append(args.partial, {"world": f"demo-{world}", "result": result["demo"][world]})
         per_world = []
         for name in seeds:
             print(f"{name}, {world}", file=sys.stderr, flush=True)
             per_world.append(run_world(args.worlds / f"{name}-{world}", [*quick, *args.overrides],
                                        with_lr=not args.no_lr, progress=None, points_only=True))
+            _append(args.partial, {"world": f"{name}-{world}", "result": per_world[-1]})
         result["seeds"][world] = aggregate(per_world)
     result["seconds"] = round(time.perf_counter() - started, 1)
     text = json.dumps(result, default=float)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
     print(text)
+
+
+def _append(path: str | None, record: dict) -> None:
+    """One JSON line per finished world (``--partial``)."""
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record, default=float) + "\n")
 
 
 def _git() -> str | None:
