@@ -104,8 +104,8 @@ def test_inclusive_end_dates_run_to_the_end_of_the_day_and_touch_the_next_term()
     assert [k for _, k, _ in events(exclusive)] == ["purchase", "cancellation", "purchase", "cancellation"]
 
 
-def test_term_anniversaries_renew_long_and_open_rows_in_local_time():
-    table = subs(("a", "2025-01-31", "", "10"), ("b", "2024-06-15", "2026-06-15", "900"))
+def test_term_anniversaries_renew_open_ended_rows_in_local_time_until_they_stop():
+    table = subs(("a", "2025-01-31", "", "10"), ("b", "2024-06-15", "2026-06-15", "900"), ("c", "2024-06-15", "", "5"))
     out = contracts_from_subscriptions(table, term_months=1, timezone="Asia/Tokyo", as_of="2025-06-01")
     local = out.events.assign(ts=out.events["ts"].dt.tz_convert("Asia/Tokyo"))
     a = local[local["customer_id"] == "a"]
@@ -113,8 +113,14 @@ def test_term_anniversaries_renew_long_and_open_rows_in_local_time():
                                                              "04-30 00:00", "05-31 00:00"]
     assert list(a["touchpoint"].astype(str)) == ["purchase"] + ["renewal"] * 4
     yearly = contracts_from_subscriptions(table, term_months=12, as_of=AS_OF)
-    assert events(yearly, "b") == [("2024-06-15", "purchase", 900.0), ("2025-06-15", "renewal", 900.0)]
+    assert events(yearly, "c") == [("2024-06-15", "purchase", 5.0), ("2025-06-15", "renewal", 5.0)]
+    assert events(yearly, "b") == [("2024-06-15", "purchase", 900.0)]  # an end date: one fixed term
     assert events(yearly, "a") == [("2025-01-31", "purchase", 10.0)]  # less than a term old at as_of
+    cancelled = contracts_from_subscriptions(
+        subs(("a", "2025-01-31", "", "10", "2025-04-15"), columns=("customer_id", "start", "end", "value", "cancelled_at")),
+        term_months=1, as_of=AS_OF)
+    assert events(cancelled) == [("2025-01-31", "purchase", 10.0), ("2025-02-28", "renewal", 10.0),
+                                 ("2025-03-31", "renewal", 10.0), ("2025-04-15", "cancellation", 10.0)]
 
 
 def test_an_anniversary_and_a_row_start_at_one_instant_are_one_renewal():

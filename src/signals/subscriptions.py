@@ -22,8 +22,9 @@ The rules
    * ``purchase`` at the start of each spell (a new customer, or a win-back after a lapse longer
      than the gap);
    * ``renewal`` at each later row start inside the spell (the next term, an upgrade, a product
-     switch, a return within the gap), and, with ``term_months``, at each term anniversary of a
-     row that runs longer than one term (an open-ended monthly subscription renews every month);
+     switch, a return within the gap), and, with ``term_months``, at each term anniversary of an
+     **open-ended** row (no end date: an auto-renewing plan, e.g. monthly, renews every term until it
+     is cancelled). A row with an end date is one fixed term: its renewal is the next row;
    * ``cancellation`` at the **end of the spell's last active period**: the churn date is when
      the service stopped, not when notice was given. Its value is the amount of the rows that
      ended there (what was lost). A spell still running at ``as_of`` (open, or ending after it)
@@ -327,8 +328,8 @@ def contracts_from_subscriptions(
         A period starting at most this many days after the end of the spell so far continues it.
         0 merges touching and overlapping periods only.
     term_months : int, optional
-        Contract term in months: a row longer than one term also renews at each anniversary of its
-        start. None: renewals only where a new row starts.
+        Term of open-ended (auto-renewing) rows in months: such a row renews at each anniversary of
+        its start until it stops. None: renewals only where a new row starts.
     end_inclusive : bool
         End dates are the last active day (``2025-03-31`` for a term ending with March).
     as_of : datetime, optional
@@ -416,7 +417,7 @@ def contracts_from_subscriptions(
     product_text = _as_text(products).fillna("").to_numpy(dtype=object) if products is not None else None
     events, periods = _events(
         customer[good].to_numpy(dtype=object), start[good], stop[good], values[good],
-        product_text[good] if product_text is not None else None,
+        product_text[good] if product_text is not None else None, end_open[good],
         gap_ns=int(round(gap_days * 86_400)) * 10**9, term_months=term_months, as_of_ns=as_of_ns,
         timezone=timezone, kinds=kinds, source=source,
     )
@@ -495,7 +496,7 @@ def _details(reason: np.ndarray, idx: np.ndarray, *, raw: pd.DataFrame, cols: di
 
 
 def _events(customer: np.ndarray, start: np.ndarray, stop: np.ndarray, value: np.ndarray,
-            product: np.ndarray | None, *, gap_ns: int, term_months: int | None, as_of_ns: int, timezone: str,
+            product: np.ndarray | None, open_end: np.ndarray, *, gap_ns: int, term_months: int | None, as_of_ns: int, timezone: str,
             kinds: Mapping[str, str], source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Spells and their events from accepted rows (``stop`` = end of the active period, _OPEN if open)."""
     codes, ids = pd.factorize(pd.Series(customer, dtype="str"), sort=True)
@@ -522,6 +523,7 @@ def _events(customer: np.ndarray, start: np.ndarray, stop: np.ndarray, value: np
     parts = [(spell, start, kind, value)]
     if term_months is not None:
         limit = np.minimum(stop, as_of_ns + 1)  # anniversaries strictly before the stop, at or before as_of
+        limit[~open_end[order]] = start[~open_end[order]]  # a row with an end date is one term
         rows, when = _anniversaries(start, limit, term_months, timezone)
         parts.append((spell[rows], when, np.ones(len(rows), dtype=np.int64), value[rows]))
     # cancellations at the end of each spell over by as_of: the rows that ended there
