@@ -85,13 +85,17 @@ class Touchpoint(_Frozen):
     sales visit 13, purchase 20). ``role`` tells labels which types are purchases, renewals or
     cancellations, and value features which amounts are money in (purchase, renewal) or money
     given back (``refund``: refunds and credit notes, whose amounts may be exported negative);
-    everything else is ``engagement``.
+    everything else is ``engagement``. ``valued`` says whether the type's touches carry amounts
+    (deal sizes, MRR) that value features sum, average and take the last of; when not set,
+    purchases, renewals and refunds are valued.
     """
 
     channel: str = Field(min_length=1)
     initiated_by: Literal["customer", "company"]
     prior_points: float
     role: TouchpointRole = "engagement"
+    valued: bool | None = Field(
+        default=None, description="its touches carry amounts (value features: sum, mean, last); null = by role")
     label: str = Field(default="", description="singular noun used in reasons; empty = the name with spaces")
     description: str = ""
 

@@ -117,15 +117,20 @@ def _reference_at(events: pd.DataFrame, ids: pd.Index, cutoff: pd.Timestamp, spe
 
     if "value" in spec.families:
         for name, tp in spec.catalog.items():
-            if tp.role not in ("purchase", "renewal", "refund"):
+            if not (tp.role in ("purchase", "renewal", "refund") if tp.valued is None else tp.valued):
                 continue
             of_type = past[past[TOUCHPOINT] == name]
-            for w in fs.windows_days:
-                window = in_window(of_type, 0, w)
-                out[feature_name("value", name, window_label(w))] = (
-                    window.groupby(CUSTOMER_ID, observed=True)[VALUE].sum().reindex(ids, fill_value=0.0))
-            out[feature_name("value", name, "total")] = (
-                of_type.groupby(CUSTOMER_ID, observed=True)[VALUE].sum().reindex(ids, fill_value=0.0))
+            for w in (*fs.windows_days, None):
+                label = "total" if w is None else window_label(w)
+                window = of_type if w is None else in_window(of_type, 0, w)
+                grouped = window.groupby(CUSTOMER_ID, observed=True)[VALUE]
+                out[feature_name("value", name, label)] = grouped.sum().reindex(ids, fill_value=0.0)
+                out[feature_name("value_mean", name, label)] = grouped.mean().reindex(ids)
+                # the last moment's touches (the same second): the largest value
+                second = window[TS].dt.floor("s")
+                latest = window[second == second.groupby(window[CUSTOMER_ID], observed=True).transform("max")]
+                out[feature_name("value_last", name, label)] = (
+                    latest.groupby(CUSTOMER_ID, observed=True)[VALUE].max().reindex(ids))
         roles = {name: tp.role for name, tp in spec.catalog.items()}
         if "refund" in roles.values():  # money kept: purchases and renewals minus refunds
             money = past[past[TOUCHPOINT].astype(str).map(roles).isin(["purchase", "renewal", "refund"])].copy()

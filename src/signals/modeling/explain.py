@@ -254,7 +254,8 @@ def _evidence_codes(feature: str, group: str, direction: float, rows: np.ndarray
         count = ev.col(feature)[rows]
         return (np.full(m, _GROUP_COUNT), _key_part(count), np.full(m, int(window[:-1])),
                 np.full(m, 0 if slot == "customer" else 1))
-    span = int(window[:-1]) if family in ("freq", "value") and window[:-1].isdigit() else ev.recent
+    span = (int(window[:-1]) if family in ("freq", "value", "value_mean", "value_last") and window[:-1].isdigit()
+            else ev.recent)
     count = ev.count(target, span, rows)
     if count is None:
         return absence_or_ago(direction < 0)
