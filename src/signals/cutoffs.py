@@ -19,9 +19,18 @@ import numpy as np
 import pandas as pd
 
 from signals.errors import ConfigError, DataError
-from signals.schemas import CUSTOMER_ID, CUTOFF, TS, normalize_ids, to_utc
+from signals.schemas import CUSTOMER_ID, CUTOFF, TOUCHPOINT, TS, normalize_ids, to_utc
 
-__all__ = ["as_of_instant", "cutoff_grid", "first_seen", "scoring_cutoffs", "training_cutoffs"]
+__all__ = [
+    "add_months",
+    "anniversary_cutoffs",
+    "as_of_instant",
+    "cutoff_grid",
+    "cutoffs_from_table",
+    "first_seen",
+    "scoring_cutoffs",
+    "training_cutoffs",
+]
 
 _FREQUENCIES = {"monthly": "MS", "weekly": "W-MON"}
 
@@ -185,3 +194,193 @@ def scoring_cutoffs(
         raise DataError(f"as_of {as_of} ({instant:%Y-%m-%d %H:%M:%S} UTC) is before any data: {start}; "
                         "pick a later as-of date")
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# custom cutoffs: a table of (customer, cutoff), or renewal-anchored observation dates
+
+
+def add_months(utc_ns: np.ndarray, months: np.ndarray, timezone: str) -> np.ndarray:
+    """Instants moved by whole calendar ``months`` on the wall clock of ``timezone`` (UTC ns in and out).
+
+    The day of the month is kept, clipped to the month's length (January 31 + 1 month is the last
+    day of February); a wall-clock time that does not exist (DST) moves forward.
+
+    >>> start = np.array([pd.Timestamp("2025-01-30T15:00Z").value])  # January 31, midnight in Tokyo
+    >>> str(pd.Timestamp(add_months(start, np.array([1]), "Asia/Tokyo")[0], tz="UTC").tz_convert("Asia/Tokyo"))
+    '2025-02-28 00:00:00+09:00'
+    """
+    if len(utc_ns) == 0:
+        return np.zeros(0, dtype=np.int64)
+    local = pd.Series(np.asarray(utc_ns, dtype=np.int64).view("datetime64[ns]")).dt.tz_localize("UTC")
+    wall = local.dt.tz_convert(timezone).dt.tz_localize(None).to_numpy().astype("datetime64[ns]")
+    month0 = wall.astype("datetime64[M]")
+    day = (wall.astype("datetime64[D]") - month0.astype("datetime64[D]")).astype(np.int64)
+    time_of_day = wall - wall.astype("datetime64[D]")
+    target = month0 + np.asarray(months, dtype=np.int64).astype("timedelta64[M]")
+    length = ((target + np.timedelta64(1, "M")).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
+    out = (target.astype("datetime64[D]") + np.minimum(day, length - 1).astype("timedelta64[D]")).astype("datetime64[ns]")
+    out = out + time_of_day
+    back = pd.Series(out).dt.tz_localize(timezone, nonexistent="shift_forward", ambiguous=np.zeros(len(out), dtype=bool))
+    return back.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().view(np.int64)
+
+
+def _local_midnight(utc_ns: np.ndarray, days_back: int, timezone: str) -> np.ndarray:
+    """The first moment (in ``timezone``) of the local date ``days_back`` days before each instant."""
+    stamps = pd.Series(np.asarray(utc_ns, dtype=np.int64).view("datetime64[ns]")).dt.tz_localize("UTC")
+    dates = stamps.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize() - pd.Timedelta(days=days_back)
+    local = dates.dt.tz_localize(timezone, nonexistent="shift_forward", ambiguous=np.zeros(len(dates), dtype=bool))
+    return local.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().view(np.int64)
+
+
+def anniversary_cutoffs(
+    events: pd.DataFrame,
+    *,
+    anchor_types,
+    every_months: int = 1,
+    days_before: int = 5,
+    timezone: str = "UTC",
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """Renewal-anchored observation dates: ``days_before`` days before each contract anniversary.
+
+    A customer's **anchor** at a cutoff is its latest contract start known then: the latest event
+    of ``anchor_types`` (e.g. the catalog's ``purchase`` types, which
+    :func:`signals.contracts_from_subscriptions` puts at the start of each active spell) with
+    ``ts < cutoff``. Its anniversaries fall every ``every_months`` calendar months after it (local
+    wall clock, the day clipped to the month's length), and each gives the cutoff at local midnight
+    ``days_before`` days before the anniversary's date. Only the past decides a cutoff (the anchor
+    is known at it), so the rule can run at scoring time too: "will this account renew next week?".
+    A customer that has cancelled keeps its dates; the labels decide who is in a task's population.
+
+    Parameters
+    ----------
+    events : DataFrame
+        Canonical events (``customer_id``, ``ts``, ``touchpoint``).
+    anchor_types : iterable of str
+        The touchpoint types that start a contract.
+    every_months : int
+        Months between anniversaries (1 for monthly plans, 12 for annual contracts).
+    days_before : int
+        Days between the cutoff and the anniversary.
+    timezone : str
+        The business time zone (anniversaries and midnights are local).
+    start, end : date or instant, optional
+        Keep cutoffs in ``[start, end]`` (dates are their first local moment).
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id`` (str), ``cutoff`` (UTC) and ``anchor`` (the contract start it comes from),
+        sorted by cutoff then customer.
+
+    Examples
+    --------
+    >>> events = pd.DataFrame({"customer_id": ["007", "007", "008"],
+    ...                        "ts": pd.to_datetime(["2025-01-10", "2025-04-20", "2025-02-28"], utc=True),
+    ...                        "touchpoint": ["purchase", "purchase", "purchase"]})
+    >>> rows = anniversary_cutoffs(events, anchor_types=["purchase"], days_before=5, end="2025-06-01")
+    >>> rows.assign(cutoff=rows["cutoff"].dt.strftime("%m-%d"), anchor=rows["anchor"].dt.strftime("%m-%d"))
+      customer_id cutoff anchor
+    0         007  02-05  01-10
+    1         007  03-05  01-10
+    2         008  03-23  02-28
+    3         007  04-05  01-10
+    4         008  04-23  02-28
+    5         007  05-15  04-20
+    6         008  05-23  02-28
+
+    ``007`` signed again on April 20: from then on its dates follow the new contract.
+    """
+    if every_months < 1:
+        raise ValueError(f"every_months must be >= 1, got {every_months}")
+    if days_before < 0:
+        raise ValueError(f"days_before must be >= 0, got {days_before}")
+    anchors = events[events[TOUCHPOINT].astype(str).isin([str(t) for t in anchor_types])]
+    ids = anchors[CUSTOMER_ID].astype(str).to_numpy()
+    ts = to_utc(anchors[TS], what="events.ts").to_numpy(dtype="datetime64[ns]").view(np.int64)
+    order = np.lexsort((ts, ids))
+    ids, ts = ids[order], ts[order]
+    if len(ts):
+        keep = np.ones(len(ts), dtype=bool)
+        keep[1:] = (ids[1:] != ids[:-1]) | (ts[1:] != ts[:-1])
+        ids, ts = ids[keep], ts[keep]
+    nxt = np.full(len(ts), np.iinfo(np.int64).max, dtype=np.int64)
+    if len(ts) > 1:
+        same = ids[1:] == ids[:-1]
+        nxt[:-1][same] = ts[1:][same]
+    lo = as_of_instant(start, timezone).value if start is not None else np.iinfo(np.int64).min
+    if end is not None:
+        hi = as_of_instant(end, timezone).value
+    else:
+        hi = int(to_utc(events[TS], what="events.ts").max().value) if len(events) else 0
+    # enough anniversaries to pass `hi` (a month has at least 28 days), then filter exactly
+    span_days = np.maximum(np.minimum(nxt, hi) - ts, 0) / (86_400 * 10**9) + days_before
+    count = np.floor(span_days / (28 * every_months)).astype(np.int64) + 1
+    row = np.repeat(np.arange(len(ts)), count)
+    k = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count) + 1
+    anniversary = add_months(ts[row], k * every_months, timezone)
+    cutoff = _local_midnight(anniversary, days_before, timezone)
+    ok = (cutoff > ts[row]) & (cutoff <= nxt[row]) & (cutoff >= lo) & (cutoff <= hi)
+    out = pd.DataFrame({
+        CUSTOMER_ID: pd.Series(ids[row[ok]], dtype="str"),
+        CUTOFF: pd.Series(cutoff[ok].view("datetime64[ns]")).dt.tz_localize("UTC"),
+        "anchor": pd.Series(ts[row[ok]].view("datetime64[ns]")).dt.tz_localize("UTC"),
+    })
+    out = out.drop_duplicates([CUSTOMER_ID, CUTOFF])
+    return out.sort_values([CUTOFF, CUSTOMER_ID], kind="stable").reset_index(drop=True)
+
+
+def cutoffs_from_table(
+    table: pd.DataFrame,
+    *,
+    timezone: str = "UTC",
+    columns: dict[str, str] | None = None,
+    what: str = "cutoffs table",
+) -> pd.DataFrame:
+    """A user's cutoffs table -> validated ``(customer_id, cutoff)`` rows, sorted by cutoff then customer.
+
+    Ids are text (``"00042"`` keeps its zeros); a naive time or a date is a wall-clock time in
+    ``timezone`` (a date: its first moment); cutoffs must be whole seconds. ``columns`` maps
+    ``customer_id`` and ``cutoff`` to the table's column names.
+
+    Raises
+    ------
+    ValueError
+        A column is missing, or rows have no id, an unreadable or non-whole-second cutoff, or
+        repeat a (customer, cutoff) pair; the message counts them and shows the first ones.
+    """
+    cols = {CUSTOMER_ID: CUSTOMER_ID, CUTOFF: CUTOFF} | dict(columns or {})
+    missing = [raw for raw in cols.values() if raw not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: column(s) {missing} not found; it has {[str(c) for c in table.columns]} "
+                         f"(map them with cutoffs.table_columns)")
+    raw_ids = table[cols[CUSTOMER_ID]].reset_index(drop=True)
+    if pd.api.types.is_float_dtype(raw_ids.dtype) and bool((raw_ids.dropna() % 1 == 0).all()):
+        raw_ids = raw_ids.astype("Int64")
+    ids = raw_ids.astype("str").str.strip().mask(raw_ids.isna())
+    ids = ids.mask(ids == "")
+    from types import SimpleNamespace
+
+    from signals.ingest import _NAT, _parse_ts  # one timestamp parser for every input
+
+    parsed = _parse_ts(table[cols[CUTOFF]].reset_index(drop=True),
+                       SimpleNamespace(name=what, ts_format=None, timezone=timezone))
+    ns = np.where(parsed[1] == 0, parsed[0], _NAT)
+    cut = pd.Series(ns.view("datetime64[ns]")).dt.tz_localize("UTC")
+    problems = {
+        "no customer id": ids.isna().to_numpy(),
+        "no readable cutoff (or a local time that does not exist or happened twice)": cut.isna().to_numpy(),
+    }
+    whole = np.zeros(len(cut), dtype=bool)
+    whole[cut.notna().to_numpy()] = (cut.dropna().array.asi8 % 10**9) != 0
+    problems["a cutoff that is not a whole second"] = whole
+    frame = pd.DataFrame({CUSTOMER_ID: ids, CUTOFF: cut})
+    problems["a repeated (customer, cutoff) pair"] = (frame.duplicated(keep="first") & frame.notna().all(axis=1)).to_numpy()
+    for problem, mask in problems.items():
+        if mask.any():
+            rows = np.flatnonzero(mask)
+            shown = ", ".join(str(r) for r in rows[:5]) + (" ..." if len(rows) > 5 else "")
+            raise ValueError(f"{what}: {len(rows)} row(s) with {problem} (rows {shown}, 0-based); fix the table")
+    return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable").reset_index(drop=True)

@@ -109,6 +109,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from signals.cutoffs import add_months
 from signals.ingest import (
     _AMBIGUOUS,
     _BAD_TS,
@@ -268,23 +269,6 @@ def _iso(ns: np.ndarray) -> pd.Series:
 # anniversaries
 
 
-def _add_months(utc_ns: np.ndarray, months: np.ndarray, timezone: str) -> np.ndarray:
-    """``utc_ns + months`` calendar months, in ``timezone`` wall-clock (the 31st becomes the month's last day)."""
-    if len(utc_ns) == 0:
-        return np.zeros(0, dtype=np.int64)
-    local = pd.Series(utc_ns.view("datetime64[ns]")).dt.tz_localize("UTC").dt.tz_convert(timezone).dt.tz_localize(None)
-    wall = local.to_numpy().astype("datetime64[ns]")
-    month0 = wall.astype("datetime64[M]")
-    day = (wall.astype("datetime64[D]") - month0.astype("datetime64[D]")).astype(np.int64)
-    time_of_day = (wall - wall.astype("datetime64[D]")).astype(np.int64)
-    target = month0 + months.astype("timedelta64[M]")
-    days_in = ((target + np.timedelta64(1, "M")).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
-    out = (target.astype("datetime64[D]") + np.minimum(day, days_in - 1).astype("timedelta64[D]")).astype("datetime64[ns]")
-    out = out + time_of_day.astype("timedelta64[ns]")
-    back = pd.Series(out).dt.tz_localize(timezone, nonexistent="shift_forward", ambiguous=np.zeros(len(out), dtype=bool))
-    return back.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().view(np.int64)
-
-
 def _anniversaries(start: np.ndarray, stop: np.ndarray, term_months: int, timezone: str) -> tuple[np.ndarray, np.ndarray]:
     """Term anniversaries ``start + k * term`` (k >= 1) strictly before ``stop``: (row index, instant)."""
     span_days = np.maximum(stop - start, 0) / NS_PER_DAY
@@ -292,7 +276,7 @@ def _anniversaries(start: np.ndarray, stop: np.ndarray, term_months: int, timezo
     bound[stop <= start] = 0
     rows = np.repeat(np.arange(len(start)), bound)
     k = np.arange(len(rows)) - np.repeat(np.cumsum(bound) - bound, bound) + 1
-    when = _add_months(start[rows], k * term_months, timezone)
+    when = add_months(start[rows], k * term_months, timezone)
     keep = when < stop[rows]
     return rows[keep], when[keep]
 
