@@ -142,13 +142,16 @@ def test_every_reason_is_named_and_rows_read_equal_accepted_plus_rejected():
     columns = ("customer_id", "start", "end", "value", "status", "cancelled_at")
     table = subs(
         ("", "2025-01-01", "", "1", "active", ""),                         # missing_customer_id
+        ("#N/A", "2025-01-01", "", "1", "active", ""),                     # placeholder_customer_id
         ("a", "", "", "1", "active", ""),                                 # unparseable_start (blank)
         ("a", "2025-02-30", "", "1", "active", ""),                       # unparseable_start
+        ("a", "1900-01-01", "", "1", "active", ""),                       # placeholder_start
         ("a", "2025-01-01", "someday", "1", "active", ""),                # unparseable_end
         ("a", "2025-01-01", "", "1", "cancelled", "yesterday"),           # unparseable_cancelled_at
         ("a", "2025-03-09T02:30:00", "", "1", "active", ""),              # nonexistent_local_time (New York)
         ("a", "2025-01-01", "2025-11-02T01:30:00", "1", "active", ""),    # ambiguous_local_time
         ("a", "2025-01-01", "", "1,000", "active", ""),                   # unparseable_value
+        ("a", "2025-01-01", "", "1e300", "active", ""),                   # value_out_of_range
         ("a", "2025-01-01", "", "-5", "active", ""),                      # negative_value
         ("a", "2025-01-01", "", "1", "on hold", ""),                      # unknown_status
         ("a", "2025-01-01", "", "1", "churned", ""),                      # ended_without_date
@@ -156,15 +159,17 @@ def test_every_reason_is_named_and_rows_read_equal_accepted_plus_rejected():
         ("a", "2025-05-01", "", "1", "cancelled", "2025-04-01"),          # cancelled_not_after_start
         ("a", "2026-05-01", "", "1", "active", ""),                       # future_start
         ("b", "2025-01-01", "", "", "", ""),                              # fine: no value, no status
+        ("c", "2025-01-01", "1900-01-01", "", "active", "1970-01-01"),     # fine: placeholders = no date
         columns=columns)
     out = contracts_from_subscriptions(table, timezone="America/New_York", as_of=AS_OF)
-    expected = [REASONS[0], REASONS[1], *REASONS[1:]]  # two unparseable starts: blank and impossible
+    expected = [*REASONS[:3], *REASONS[2:]]  # two unparseable starts: blank and impossible
     assert out.rejects["reason"].tolist() == expected
     assert out.rejects["row"].tolist() == list(range(len(expected)))
-    assert out.rejects.loc[1, "detail"] == "start is missing or blank"
+    assert out.rejects.loc[2, "detail"] == "start is missing or blank"
     assert (out.rejects["detail"] != "").all()
     assert out.read == len(table) == out.accepted + out.rejected
-    assert out.accepted_rows.tolist() == [len(expected)]
+    assert out.accepted_rows.tolist() == [len(expected), len(expected) + 1]
+    assert out.periods["end"].isna().all()
     assert out.rejected_by_reason() == dict.fromkeys(REASONS, 1) | {"unparseable_start": 2}
 
 

@@ -38,12 +38,15 @@ The rules
 reason                      the row is rejected when
 ==========================  ========================================================================
 ``missing_customer_id``     the customer id is null or blank
+``placeholder_customer_id``  the id is a placeholder for "no id" (``NULL``, ``#N/A``, ...: as in ingestion)
 ``unparseable_start``       start is null, blank, or not a time (``ts_format`` or ISO 8601)
-``unparseable_end``         end is not a time (blank means open-ended)
+``placeholder_start``       start falls on a placeholder date (``1900-01-01``, ...: as in ingestion)
+``unparseable_end``         end is not a time (blank or a placeholder date means open-ended)
 ``unparseable_cancelled_at``  cancelled_at is not a time (blank means not cancelled)
 ``nonexistent_local_time``  a naive start, end or cancelled_at falls in a DST gap of ``timezone``
 ``ambiguous_local_time``    ... or in a DST overlap (it happened twice)
 ``unparseable_value``       the amount is not a finite decimal number
+``value_out_of_range``      the amount is above 10^15
 ``negative_value``          the amount is below zero
 ``unknown_status``          the status is not listed in ``statuses`` (a typo must not read as active)
 ``ended_without_date``      the status says the subscription ended, but it has no end nor cancelled_at
@@ -114,15 +117,17 @@ from signals.ingest import (
     _AMBIGUOUS,
     _BAD_TS,
     _BAD_VALUE,
-    _NEGATIVE,
     _NONEXISTENT,
     _OK,
+    _OUT_OF_RANGE,
     _as_text,
     _parse_ts,
     _parse_value,
+    _placeholder_dates,
     resolve_as_of,
 )
-from signals.schemas import CUSTOMER_ID, EVENT_COLUMNS, NS_PER_DAY, SOURCE, TOUCHPOINT, TS, VALUE
+from signals.schemas import CUSTOMER_ID, EVENT_COLUMNS, NS_PER_DAY, SOURCE, TOUCHPOINT, TS, VALUE, normalize_ids
+from signals.settings import PLACEHOLDER_DATES, PLACEHOLDER_IDS
 
 __all__ = [
     "DEFAULT_STATUSES",
@@ -141,12 +146,15 @@ EVENT_KINDS = ("purchase", "renewal", "cancellation")
 #: Reject reason codes, in the order the checks run (the first failing check names the reason).
 REASONS = (
     "missing_customer_id",
+    "placeholder_customer_id",
     "unparseable_start",
+    "placeholder_start",
     "unparseable_end",
     "unparseable_cancelled_at",
     "nonexistent_local_time",
     "ambiguous_local_time",
     "unparseable_value",
+    "value_out_of_range",
     "negative_value",
     "unknown_status",
     "ended_without_date",
@@ -212,28 +220,30 @@ class SubscriptionContracts:
 # parsing
 
 
-def _instants(col: pd.Series | None, n: int, *, timezone: str, ts_format: str | None, open_is_text: bool
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A date/time column -> (UTC ns with _NAT where missing, status, missing mask).
+def _instants(col: pd.Series | None, n: int, *, timezone: str, ts_format: str | None, open_is_text: bool,
+              placeholder_dates) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A date/time column -> (UTC ns with _NAT where missing, status, missing mask, placeholder mask).
 
     Uses ingestion's parser (the same rules for naive, aware and mixed text). With ``open_is_text``,
-    a year of 2200 or later (``9999-12-31``) reads as missing: an open end.
+    a year of 2200 or later (``9999-12-31``) reads as missing: an open end. A placeholder date
+    (``1900-01-01``) is flagged; the caller decides what it means.
     """
     if col is None:
-        return np.full(n, _NAT, dtype=np.int64), np.zeros(n, dtype=np.int8), np.ones(n, dtype=bool)
+        none = np.zeros(n, dtype=bool)
+        return np.full(n, _NAT, dtype=np.int64), np.zeros(n, dtype=np.int8), ~none, none
     col = col.reset_index(drop=True)
     missing = col.isna().to_numpy(copy=True)
-    if not (pd.api.types.is_datetime64_any_dtype(col.dtype)):
+    if not pd.api.types.is_datetime64_any_dtype(col.dtype):
         text = _as_text(col)
         missing = text.isna().to_numpy(copy=True)
         if open_is_text:
             missing |= text.str.match(_OPEN_TEXT_RE.pattern).fillna(False).to_numpy(dtype=bool)
         col = text.mask(missing)
-    parsed = _parse_ts(col, SimpleNamespace(name="subscriptions", ts_format=ts_format, timezone=timezone))
-    ns, status = parsed[0], parsed[1]
+    ns, status, wall = _parse_ts(col, SimpleNamespace(name="subscriptions", ts_format=ts_format, timezone=timezone))
+    placeholder = _placeholder_dates(ns, wall, (status != _BAD_TS) & ~missing, tuple(placeholder_dates))
     status = np.where(missing, _OK, status).astype(np.int8)
     ns = np.where(missing, _NAT, ns)
-    return ns, status, missing
+    return ns, status, missing, placeholder
 
 
 def _statuses(col: pd.Series | None, n: int, statuses: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -298,6 +308,8 @@ def contracts_from_subscriptions(
     statuses: Mapping[str, Literal["active", "ended"]] | None = None,
     touchpoints: Mapping[str, str] | None = None,
     source: str = "subscriptions",
+    placeholder_ids=PLACEHOLDER_IDS,
+    placeholder_dates=PLACEHOLDER_DATES,
 ) -> SubscriptionContracts:
     """Turn subscription rows into contract events (see the module docstring for the rules).
 
@@ -330,6 +342,9 @@ def contracts_from_subscriptions(
         kind's own name.
     source : str
         The ``source`` of the events.
+    placeholder_ids, placeholder_dates : iterables
+        Ids that mean "no id" (rejected, any letter case) and dates that mean "no date" (a start on
+        one is rejected; an end or cancelled_at on one is blank), as in ingestion.
 
     Returns
     -------
@@ -357,12 +372,15 @@ def contracts_from_subscriptions(
     def column(name: str) -> pd.Series | None:
         return raw[cols[name]] if name in cols else None
 
-    customer = _as_text(raw[cols["customer_id"]])
-    start, start_status, start_missing = _instants(column("start"), n, timezone=timezone, ts_format=ts_format,
-                                                   open_is_text=False)
-    end, end_status, end_open = _instants(column("end"), n, timezone=timezone, ts_format=ts_format, open_is_text=True)
-    cancel, cancel_status, cancel_missing = _instants(column("cancelled_at"), n, timezone=timezone,
-                                                      ts_format=ts_format, open_is_text=True)
+    customer = normalize_ids(raw[cols["customer_id"]].reset_index(drop=True))
+    placeholder_id = customer.str.lower().isin({str(p).strip().lower() for p in placeholder_ids}).to_numpy()
+    dates = {"timezone": timezone, "ts_format": ts_format, "placeholder_dates": placeholder_dates}
+    start, start_status, start_missing, start_placeholder = _instants(column("start"), n, open_is_text=False, **dates)
+    end, end_status, end_open, end_placeholder = _instants(column("end"), n, open_is_text=True, **dates)
+    cancel, cancel_status, cancel_missing, cancel_placeholder = _instants(column("cancelled_at"), n, open_is_text=True,
+                                                                          **dates)
+    end_open |= end_placeholder
+    cancel_missing |= cancel_placeholder
     values, value_status = _parse_value(column("value"), n)
     status_kind, status_unknown = _statuses(column("status"), n, statuses or {})
 
@@ -372,13 +390,17 @@ def contracts_from_subscriptions(
         reason[(reason == 0) & mask] = _CODE[name]
 
     flag(customer.isna().to_numpy(), "missing_customer_id")
+    flag(placeholder_id, "placeholder_customer_id")
     flag(start_missing | (start_status == _BAD_TS), "unparseable_start")
-    flag(end_status == _BAD_TS, "unparseable_end")
-    flag(cancel_status == _BAD_TS, "unparseable_cancelled_at")
+    flag(start_placeholder, "placeholder_start")
+    flag(~end_open & (end_status == _BAD_TS), "unparseable_end")
+    flag(~cancel_missing & (cancel_status == _BAD_TS), "unparseable_cancelled_at")
     for status, name in ((_NONEXISTENT, "nonexistent_local_time"), (_AMBIGUOUS, "ambiguous_local_time")):
-        flag((start_status == status) | (end_status == status) | (cancel_status == status), name)
+        flag((start_status == status) | (~end_open & (end_status == status)) | (~cancel_missing & (cancel_status == status)),
+             name)
     flag(value_status == _BAD_VALUE, "unparseable_value")
-    flag((value_status == _NEGATIVE) | (np.nan_to_num(values) < 0), "negative_value")
+    flag(value_status == _OUT_OF_RANGE, "value_out_of_range")
+    flag(np.nan_to_num(values) < 0, "negative_value")
     flag(status_unknown, "unknown_status")
     flag((status_kind == 2) & end_open & cancel_missing, "ended_without_date")
     end = np.where(end_open, _OPEN, end)
@@ -400,7 +422,7 @@ def contracts_from_subscriptions(
     products = column("product")
     product_text = _as_text(products).fillna("").to_numpy(dtype=object) if products is not None else None
     events, periods = _events(
-        customer[good].to_numpy(dtype=object), start[good], stop[good], values[good],
+        customer[good].to_numpy(dtype=object).astype(str), start[good], stop[good], values[good],
         product_text[good] if product_text is not None else None, end_open[good],
         gap_ns=int(round(gap_days * 86_400)) * 10**9, term_months=term_months, as_of_ns=as_of_ns,
         timezone=timezone, kinds=kinds, source=source,
@@ -451,6 +473,12 @@ def _details(reason: np.ndarray, idx: np.ndarray, *, raw: pd.DataFrame, cols: di
         name = REASONS[code - 1]
         if name == "missing_customer_id":
             text = pd.Series(["customer_id is missing or blank"] * len(rows), dtype="str")
+        elif name == "placeholder_customer_id":
+            text = "customer_id " + _shown(col("customer_id"), rows) + " is a placeholder for 'no id'"
+        elif name == "placeholder_start":
+            text = "start " + _shown(col("start"), rows) + " is a placeholder date for 'no date'"
+        elif name == "value_out_of_range":
+            text = "value " + _shown(col("value"), rows) + " is above 10^15"
         elif name.startswith("unparseable_") and name != "unparseable_value":
             field = name.removeprefix("unparseable_")
             shown = _shown(col(field), rows)
