@@ -171,14 +171,14 @@ def simulate_command(
 
 
 def _ingest_table(result) -> None:
-    """Per-source counts of an ingestion (read, accepted, rejected, duplicates, top reasons) and totals."""
+    """Per-source counts of an ingestion (read, accepted, rejected, duplicates, events, top reasons) and totals."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"ingest (as_of {result.as_of:%Y-%m-%d %H:%M:%S} UTC)", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("source", no_wrap=True)
-    for name in ("read", "accepted", "rejected", "duplicates"):
+    for name in ("read", "accepted", "rejected", "duplicates", "events"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("top reasons", no_wrap=True)
     report = result.report
@@ -189,7 +189,7 @@ def _ingest_table(result) -> None:
         if len(reasons) > 3:
             top += f"\n+{len(reasons) - 3} more"
         table.add_row(
-            escape(str(name)), *(f"{int(row[c]):,}" for c in ("read", "accepted", "rejected", "duplicates")),
+            escape(str(name)), *(f"{int(row[c]):,}" for c in ("read", "accepted", "rejected", "duplicates", "events")),
             top, style="bold" if i == len(report) - 1 else None, end_section=i == len(report) - 2,
         )
     console.print(table)

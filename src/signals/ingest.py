@@ -151,7 +151,7 @@ REJECT_COLUMNS = ("source", "row", "line", "reason", "detail", "customer_id", "t
 DUPLICATE_COLUMNS = ("source", "row", "line", "kind", "customer_id", "ts", "touchpoint", "value", "event_id",
                      "kept_source", "kept_row", "kept_line", "kept_ts")
 #: Count columns of the report (then one column per reason code).
-REPORT_COLUMNS = ("read", "accepted", "rejected", "duplicates")
+REPORT_COLUMNS = ("read", "accepted", "rejected", "duplicates", "events")
 TOTAL = "total"
 EVENT_ID = "event_id"
 
@@ -217,7 +217,7 @@ class IngestResult:
 
     def rejected_by_reason(self, source: str = TOTAL) -> dict[str, int]:
         """Non-zero reject counts by reason code for one source (or the total), most frequent first."""
-        row = self.report.loc[source, list(REASONS)]
+        row = self.report.loc[source, [c for c in self.report.columns if c not in REPORT_COLUMNS]]
         counts = {reason: int(n) for reason, n in row.items() if n > 0}
         return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
@@ -294,7 +294,7 @@ def check_reject_rates(result: IngestResult, sources: Sequence[SourceSettings], 
         by_reason = result.rejected_by_reason(source.name)
         top = next(iter(by_reason))
         csv = (f" (or {_key(source, 'encoding')} {source.encoding!r} / {_key(source, 'delimiter')} "
-               f"{source.delimiter!r} do not fit the file)") if source.kind == "csv" else ""
+               f"{source.delimiter!r} do not fit the file)") if source.reader == "csv" else ""
         hint = _HINTS.get(top, "").format(key=f"ingest.sources[name={source.name}].", csv=csv)
         lines.append(
             f"source {source.name!r}: {row['rejected'] / row['read']:.0%} of {int(row['read']):,} rows rejected "
@@ -313,7 +313,26 @@ def _key(source: SourceSettings, field: str) -> str:
     return f"ingest.sources[name={source.name}].{field}"
 
 
-def _check_mapping(source: SourceSettings, catalog: Sequence[str]) -> None:
+def _check_subscription_types(source: SourceSettings, catalog: _Catalog) -> None:
+    """The three event types of a subscriptions source exist, with the roles labels look for."""
+    sub = source.subscriptions
+    for kind in ("purchase", "renewal", "cancellation"):
+        name = getattr(sub, kind)
+        key = _key(source, f"subscriptions.{kind}")
+        if name not in catalog.names:
+            raise IngestError(f"source {source.name!r}: {key} is {name!r}, not a catalog type; use one of "
+                              f"{catalog.names} (or add a type with role {kind} to the catalog)")
+        if catalog.roles is not None and catalog.roles[name] != kind:
+            raise IngestError(f"source {source.name!r}: {key} is {name!r}, whose role is {catalog.roles[name]!r}, "
+                              f"not {kind!r}: the labels would not see these events; give the type role {kind} "
+                              "or name another type")
+
+
+def _check_mapping(source: SourceSettings, catalog: Sequence[str] | _Catalog) -> None:
+    if isinstance(catalog, _Catalog):
+        if source.kind == "subscriptions":
+            _check_subscription_types(source, catalog)
+        catalog = catalog.names
     bad = {raw: tp for raw, tp in source.touchpoints.items() if tp not in catalog}
     if bad:
         pairs = ", ".join(f"{raw!r} -> {tp!r}" for raw, tp in bad.items())
@@ -328,7 +347,7 @@ def _check_columns(raw: pd.DataFrame, source: SourceSettings) -> None:
     if missing:
         mapped = ", ".join(f"{canon}: {col!r}" for canon, col in missing.items())
         hint = ""
-        if source.kind == "csv" and len(raw.columns) == 1:
+        if source.reader == "csv" and len(raw.columns) == 1:
             header = str(raw.columns[0])
             found = [d for d in (";", "\t", "|", ",") if d in header and d != source.delimiter]
             if found:
@@ -345,6 +364,7 @@ def _check_columns(raw: pd.DataFrame, source: SourceSettings) -> None:
 class _Catalog:
     names: list[str]
     refund: np.ndarray  # bool per type: amounts may be negative (stored as the amount given back)
+    roles: dict[str, str] | None = None  # type -> role, when the catalog itself was given
 
 
 def _catalog(touchpoints: Iterable[str] | Mapping[str, Touchpoint]) -> _Catalog:
@@ -352,9 +372,11 @@ def _catalog(touchpoints: Iterable[str] | Mapping[str, Touchpoint]) -> _Catalog:
     if not names:
         raise IngestError("the touchpoint catalog is empty")
     refund = np.zeros(len(names), dtype=bool)
+    roles = None
     if isinstance(touchpoints, Mapping):
         refund = np.array([getattr(touchpoints[n], "role", None) == "refund" for n in names], dtype=bool)
-    return _Catalog(names, refund)
+        roles = {n: str(getattr(touchpoints[n], "role", "")) for n in names}
+    return _Catalog(names, refund, roles)
 
 
 @dataclass(frozen=True)
@@ -764,6 +786,57 @@ def _map(raw: pd.DataFrame, source: SourceSettings, catalog: _Catalog, rules: _R
     return accepted, rejects
 
 
+def _map_subscriptions(raw: pd.DataFrame, source: SourceSettings, catalog: _Catalog, rules: _Rules):
+    """A subscriptions source -> (its contract events as accepted columns, rejects frame, accepted rows).
+
+    :func:`signals.subscriptions.contracts_from_subscriptions` does the work; each event's ``row`` is
+    the first subscription row it comes from.
+    """
+    from signals.subscriptions import contracts_from_subscriptions
+
+    sub = source.subscriptions
+    missing = {canon: col for canon, col in source.columns.items() if col not in raw.columns}
+    if missing:
+        raise IngestError(
+            f"source {source.name!r}: mapped column(s) {sorted(set(missing.values()))} not found "
+            f"({', '.join(f'{c}: {col!r}' for c, col in missing.items())}). The source has columns "
+            f"{[str(c) for c in raw.columns]}. Fix {_key(source, 'columns')} (canonical -> raw column name)."
+        )
+    out = contracts_from_subscriptions(
+        raw, columns=source.columns, gap_days=sub.gap_days, term_months=sub.term_months,
+        end_inclusive=sub.end_inclusive, as_of=rules.as_of, timezone=source.timezone, ts_format=source.ts_format,
+        statuses=sub.statuses, touchpoints={k: getattr(sub, k) for k in ("purchase", "renewal", "cancellation")},
+        source=source.name, placeholder_ids=rules.placeholder_ids, placeholder_dates=rules.placeholder_dates,
+    )
+    events = out.events
+    position = {name: i for i, name in enumerate(catalog.names)}
+    accepted = {
+        "row": out.event_rows,
+        CUSTOMER_ID: pd.Categorical(events[CUSTOMER_ID].astype("str")),
+        TS: events[TS].to_numpy(dtype="datetime64[ns]").view(np.int64),
+        TOUCHPOINT: np.array([position[t] for t in events[TOUCHPOINT].astype(str)], dtype=np.int32),
+        VALUE: events[VALUE].to_numpy(dtype=np.float64),
+        EVENT_ID: None,
+    }
+    idx = out.rejects["row"].to_numpy(dtype=np.int64)
+    cols = source.columns
+    frame = {
+        "source": pd.Series([source.name] * len(idx), dtype="str"),
+        "row": idx,
+        "line": lines_of(raw, source)(idx).astype(np.int64),
+        "reason": out.rejects["reason"].astype("str").reset_index(drop=True),
+        "detail": out.rejects["detail"].astype("str").reset_index(drop=True),
+        "customer_id": _cells(raw, cols.get("customer_id"), idx),
+        "ts": _cells(raw, cols.get("start"), idx),
+        "touchpoint": pd.Series([""] * len(idx), dtype="str"),
+        "value": _cells(raw, cols.get("value"), idx),
+        "event_id": pd.Series([""] * len(idx), dtype="str"),
+    }
+    if rules.raw_columns:
+        frame["raw"] = pd.Series(_raw_json(raw, idx), dtype="str")
+    return accepted, pd.DataFrame(frame), out.accepted
+
+
 def _events_frame(customer: pd.Series | pd.Categorical, ts_ns: np.ndarray, tp_code: np.ndarray,
                   values: np.ndarray, source_code: np.ndarray, catalog: Sequence[str],
                   sources: Sequence[str]) -> pd.DataFrame:
@@ -1160,21 +1233,25 @@ def ingest(
     if TOTAL in names:
         raise IngestError(f"source name {TOTAL!r} is reserved for the report's total row; rename it in ingest.sources")
     for source in sources:  # configuration mistakes first, before any (slow) read
-        _check_mapping(source, catalog.names)
+        _check_mapping(source, catalog)
     rules = _Rules.make(resolve_as_of(as_of, timezone), placeholder_ids, placeholder_dates, rejects_raw_columns)
 
     reads: list[int] = []
     parts: list[dict] = []
     reject_parts: list[pd.DataFrame] = []
     lines: list = []
-    for source in sources:
+    subscription_rows: dict[int, int] = {}  # source position -> accepted subscription rows
+    for position, source in enumerate(sources):
         raw = reader(source)
         if len(raw) == 0:
             raise IngestError(
                 f"source {source.name!r} has no rows ({source.kind}: {_location(source)}); "
-                f"check {_key(source, 'path' if source.kind != 'sql' else 'query')}"
+                f"check {_key(source, 'path' if source.reader != 'sql' else 'query')}"
             )
-        accepted, rejects = _map(raw, source, catalog, rules)
+        if source.kind == "subscriptions":
+            accepted, rejects, subscription_rows[position] = _map_subscriptions(raw, source, catalog, rules)
+        else:
+            accepted, rejects = _map(raw, source, catalog, rules)
         reads.append(len(raw))
         parts.append(accepted)
         reject_parts.append(rejects)
@@ -1197,7 +1274,19 @@ def ingest(
 
     tolerance_ns = int(round(float(dedupe_tolerance_seconds) * 1e9))
     order = _sort_order(customer_code, ts_ns, tp_code, len(catalog.names))  # stable: ties stay in (source, row) order
-    dup, partner, kind = _dedupe(customer_code, ts_ns, tp_code, values, source_code, eid, order, tolerance_ns)
+    derived = np.isin(source_code, list(subscription_rows))
+    if derived.any():  # contract events are derived from subscription rows, not recorded contacts: never duplicates
+        recorded = np.flatnonzero(~derived)
+        dup = np.zeros(len(ts_ns), dtype=bool)
+        partner = np.full(len(ts_ns), -1, dtype=np.int64)
+        kind = np.zeros(len(ts_ns), dtype=np.int8)
+        sub_order = np.argsort(np.argsort(order, kind="stable")[recorded], kind="stable")  # the same order, restricted
+        d, p, k = _dedupe(customer_code[recorded], ts_ns[recorded], tp_code[recorded], values[recorded],
+                          source_code[recorded], None if eid is None else eid[recorded], sub_order, tolerance_ns)
+        dup[recorded], kind[recorded] = d, k
+        partner[recorded] = np.where(p >= 0, recorded[np.maximum(p, 0)], -1)
+    else:
+        dup, partner, kind = _dedupe(customer_code, ts_ns, tp_code, values, source_code, eid, order, tolerance_ns)
     if dup.any():
         order = order[~dup[order]]
     events = _events_frame(
@@ -1210,8 +1299,12 @@ def ingest(
 
     nonempty = [r for r in reject_parts if len(r)]
     rejects = pd.concat(nonempty, ignore_index=True) if nonempty else _empty_rejects(rejects_raw_columns)
-    report = _report(names, reads, rejects, np.bincount(source_code[~dup], minlength=len(names)),
-                     np.bincount(source_code[dup], minlength=len(names)))
+    kept = np.bincount(source_code[~dup], minlength=len(names))
+    accepted_rows = kept.copy()
+    for position, n_rows in subscription_rows.items():
+        accepted_rows[position] = n_rows  # rows that became contract events (kept counts events)
+    report = _report(names, reads, rejects, accepted_rows, np.bincount(source_code[dup], minlength=len(names)), kept,
+                     subscriptions=bool(subscription_rows))
     result = IngestResult(events=events, rejects=rejects, report=report, as_of=rules.as_of, duplicates=duplicates)
     check_reject_rates(result, sources, max_reject_fraction)
     if strict:
@@ -1220,19 +1313,25 @@ def ingest(
 
 
 def _location(source: SourceSettings) -> str:
-    return str(source.path) if source.kind != "sql" else str(source.query)
+    return str(source.path) if source.reader != "sql" else str(source.query)
 
 
 def _report(names: list[str], reads: list[int], rejects: pd.DataFrame, accepted: np.ndarray,
-            duplicates: np.ndarray) -> pd.DataFrame:
-    by_reason = np.zeros((len(names), len(REASONS)), dtype=np.int64)
+            duplicates: np.ndarray, events: np.ndarray, *, subscriptions: bool = False) -> pd.DataFrame:
+    reasons = list(REASONS)
+    if subscriptions:
+        from signals.subscriptions import REASONS as SUBSCRIPTION_REASONS
+
+        reasons += [r for r in SUBSCRIPTION_REASONS if r not in REASONS]
+    by_reason = np.zeros((len(names), len(reasons)), dtype=np.int64)
     np.add.at(by_reason, (pd.Categorical(rejects["source"], categories=names).codes,
-                          pd.Categorical(rejects["reason"], categories=list(REASONS)).codes), 1)
+                          pd.Categorical(rejects["reason"], categories=reasons).codes), 1)
     report = pd.DataFrame(
-        {"read": reads, "accepted": accepted, "rejected": by_reason.sum(axis=1), "duplicates": duplicates},
+        {"read": reads, "accepted": accepted, "rejected": by_reason.sum(axis=1), "duplicates": duplicates,
+         "events": events},
         index=pd.Index(names, name="source"),
     ).astype(np.int64)
-    report = report.join(pd.DataFrame(by_reason, index=report.index, columns=list(REASONS)))
+    report = report.join(pd.DataFrame(by_reason, index=report.index, columns=reasons))
     report.loc[TOTAL] = report.sum(axis=0)
     report = report.astype(np.int64)
     balance = report["read"] - report["accepted"] - report["rejected"] - report["duplicates"]

@@ -47,6 +47,7 @@ __all__ = [
     "ScoringSettings",
     "SinkSettings",
     "SourceSettings",
+    "SubscriptionSourceSettings",
     "Touchpoint",
     "ViewSettings",
     "load_settings",
@@ -370,17 +371,42 @@ class SimulateSettings(_Frozen):
         return self
 
 
+SUBSCRIPTION_COLUMNS = ("customer_id", "start", "end", "product", "value", "status", "cancelled_at")
+
+
+class SubscriptionSourceSettings(_Frozen):
+    """How a source of ``kind: subscriptions`` becomes contract events
+    (:func:`signals.subscriptions.contracts_from_subscriptions` has the rules)."""
+
+    format: Literal["csv", "parquet", "sql"] | None = Field(
+        default=None, description="how to read it; null = sql with a query, parquet for .parquet/.pq, else csv")
+    gap_days: float = Field(default=0, ge=0, description="a period starting this soon after the last one ended continues it")
+    term_months: int | None = Field(default=None, ge=1, description="open-ended rows renew every this many months")
+    end_inclusive: bool = Field(default=False, description="end dates are the last active day")
+    statuses: dict[str, Literal["active", "ended"]] = Field(
+        default_factory=dict, description="raw status -> active | ended (English words are known already)")
+    purchase: str = Field(default="purchase", description="catalog type (role purchase) of a spell's start")
+    renewal: str = Field(default="renewal", description="catalog type (role renewal) of a term boundary")
+    cancellation: str = Field(default="cancellation", description="catalog type (role cancellation) of a spell's end")
+
+
 class SourceSettings(_Frozen):
-    """One raw system feeding the event table, with its column and activity-name mappings."""
+    """One raw system feeding the event table, with its column and activity-name mappings.
+
+    ``kind`` is how the rows are read (``csv``, ``parquet``, ``sql``), or ``subscriptions``: a
+    subscriptions table (read as ``subscriptions.format`` says) whose rows become purchase, renewal
+    and cancellation events; its ``columns`` map the subscription columns instead.
+    """
 
     name: str = Field(min_length=1)
-    kind: Literal["csv", "parquet", "sql"]
+    kind: Literal["csv", "parquet", "sql", "subscriptions"]
     path: Path | None = None
     url: str | None = None
     url_env: str | None = None
     query: str | None = None
     columns: dict[str, str] = Field(
-        description="canonical column -> raw column; needs customer_id, ts, touchpoint; value and event_id optional")
+        description="canonical column -> raw column; needs customer_id, ts, touchpoint; value and event_id optional "
+                    "(kind subscriptions: customer_id, start; end, product, value, status, cancelled_at optional)")
     touchpoints: dict[str, str] = Field(default_factory=dict, description="raw activity name -> canonical touchpoint")
     timezone: str = Field(default="UTC", description="time zone of naive timestamps")
     ts_format: str | None = Field(default=None, description="strftime format; null = ISO 8601")
@@ -388,6 +414,8 @@ class SourceSettings(_Frozen):
     delimiter: str = Field(default=",", description="CSV only: the field separator (one character, e.g. ';' or '\\t')")
     max_reject_fraction: float | None = Field(
         default=None, ge=0, le=1, description="overrides ingest.max_reject_fraction for this source")
+    subscriptions: SubscriptionSourceSettings = Field(
+        default_factory=SubscriptionSourceSettings, description="kind subscriptions only")
 
     @field_validator("timezone")
     @classmethod
@@ -404,22 +432,42 @@ class SourceSettings(_Frozen):
 
     @field_validator("columns")
     @classmethod
-    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
-        allowed = {"customer_id", "ts", "touchpoint", "value", "event_id"}
+    def _columns(cls, v: dict[str, str], info) -> dict[str, str]:
+        if info.data.get("kind") == "subscriptions":
+            allowed, required = set(SUBSCRIPTION_COLUMNS), {"customer_id", "start"}
+        else:
+            allowed, required = {"customer_id", "ts", "touchpoint", "value", "event_id"}, {"customer_id", "ts", "touchpoint"}
         unknown = sorted(set(v) - allowed)
         if unknown:
             raise ValueError(f"unknown canonical column(s) {unknown}; allowed: {sorted(allowed)}")
-        missing = sorted({"customer_id", "ts", "touchpoint"} - set(v))
+        missing = sorted(required - set(v))
         if missing:
             raise ValueError(f"missing mapping for canonical column(s) {missing}")
         return v
 
+    @property
+    def reader(self) -> Literal["csv", "parquet", "sql"]:
+        """How the rows are read: ``kind``, or for subscriptions ``subscriptions.format`` (else inferred)."""
+        if self.kind != "subscriptions":
+            return self.kind
+        if self.subscriptions.format is not None:
+            return self.subscriptions.format
+        if self.query is not None:
+            return "sql"
+        return "parquet" if self.path is not None and Path(self.path).suffix.lower() in (".parquet", ".pq") else "csv"
+
     @model_validator(mode="after")
     def _location(self) -> SourceSettings:
-        if self.kind in ("csv", "parquet") and self.path is None:
-            raise ValueError(f"source {self.name!r} of kind {self.kind} needs a path")
-        if self.kind == "sql" and (self.query is None or (self.url is None and self.url_env is None)):
-            raise ValueError(f"source {self.name!r} of kind sql needs a query and a url (or url_env)")
+        what = self.kind if self.kind != "subscriptions" else f"subscriptions (read as {self.reader})"
+        if self.reader in ("csv", "parquet") and self.path is None:
+            raise ValueError(f"source {self.name!r} of kind {what} needs a path")
+        if self.reader == "sql" and (self.query is None or (self.url is None and self.url_env is None)):
+            raise ValueError(f"source {self.name!r} of kind {what} needs a query and a url (or url_env)")
+        if self.kind == "subscriptions" and self.touchpoints:
+            raise ValueError(f"source {self.name!r}: a subscriptions source has no activity names; name the event "
+                             "types in subscriptions.purchase / renewal / cancellation instead of touchpoints")
+        if self.kind != "subscriptions" and self.subscriptions != SubscriptionSourceSettings():
+            raise ValueError(f"source {self.name!r}: the subscriptions block is for kind subscriptions only")
         return self
 
 

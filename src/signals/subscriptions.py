@@ -126,8 +126,17 @@ from signals.ingest import (
     _placeholder_dates,
     resolve_as_of,
 )
-from signals.schemas import CUSTOMER_ID, EVENT_COLUMNS, NS_PER_DAY, SOURCE, TOUCHPOINT, TS, VALUE, normalize_ids
-from signals.settings import PLACEHOLDER_DATES, PLACEHOLDER_IDS
+from signals.schemas import (
+    CUSTOMER_ID,
+    EVENT_COLUMNS,
+    NS_PER_DAY,
+    SOURCE,
+    TOUCHPOINT,
+    TS,
+    VALUE,
+    normalize_ids,
+)
+from signals.settings import PLACEHOLDER_DATES, PLACEHOLDER_IDS, SUBSCRIPTION_COLUMNS
 
 __all__ = [
     "DEFAULT_STATUSES",
@@ -137,8 +146,6 @@ __all__ = [
     "contracts_from_subscriptions",
 ]
 
-#: Canonical subscription columns; ``customer_id`` and ``start`` are required.
-SUBSCRIPTION_COLUMNS = ("customer_id", "start", "end", "product", "value", "status", "cancelled_at")
 REQUIRED_COLUMNS = ("customer_id", "start")
 #: The contract event kinds, in the order they are listed (and sorted at one instant).
 EVENT_KINDS = ("purchase", "renewal", "cancellation")
@@ -194,6 +201,10 @@ class SubscriptionContracts:
         ``detail`` (plain words), in row order.
     read : int
         Rows given; ``read == accepted + rejected``.
+    accepted_rows : ndarray
+        Positions of the accepted rows in the input.
+    event_rows : ndarray
+        Per event, the first input row it comes from (the row that starts, renews or ends).
     """
 
     events: pd.DataFrame
@@ -201,6 +212,7 @@ class SubscriptionContracts:
     rejects: pd.DataFrame
     read: int
     accepted_rows: np.ndarray
+    event_rows: np.ndarray
 
     @property
     def accepted(self) -> int:
@@ -421,14 +433,14 @@ def contracts_from_subscriptions(
     stop = np.where(cancel_missing, end, np.minimum(end, cancel))  # mid-term cancellation ends the period early
     products = column("product")
     product_text = _as_text(products).fillna("").to_numpy(dtype=object) if products is not None else None
-    events, periods = _events(
+    events, periods, event_rows = _events(
         customer[good].to_numpy(dtype=object).astype(str), start[good], stop[good], values[good],
         product_text[good] if product_text is not None else None, end_open[good],
         gap_ns=int(round(gap_days * 86_400)) * 10**9, term_months=term_months, as_of_ns=as_of_ns,
-        timezone=timezone, kinds=kinds, source=source,
+        timezone=timezone, kinds=kinds, source=source, row_id=np.flatnonzero(good),
     )
     return SubscriptionContracts(events=events, periods=periods, rejects=rejects, read=n,
-                                 accepted_rows=np.flatnonzero(good))
+                                 accepted_rows=np.flatnonzero(good), event_rows=event_rows)
 
 
 def _column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None) -> dict[str, str]:
@@ -509,11 +521,13 @@ def _details(reason: np.ndarray, idx: np.ndarray, *, raw: pd.DataFrame, cols: di
 
 def _events(customer: np.ndarray, start: np.ndarray, stop: np.ndarray, value: np.ndarray,
             product: np.ndarray | None, open_end: np.ndarray, *, gap_ns: int, term_months: int | None, as_of_ns: int, timezone: str,
-            kinds: Mapping[str, str], source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Spells and their events from accepted rows (``stop`` = end of the active period, _OPEN if open)."""
+            kinds: Mapping[str, str], source: str, row_id: np.ndarray
+            ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Spells, their events and each event's first input row, from the accepted rows
+    (``stop`` = end of the active period, _OPEN if open)."""
     codes, ids = pd.factorize(pd.Series(customer, dtype="str"), sort=True)
     order = np.lexsort((stop, start, codes))
-    cust, start, stop, value = codes[order], start[order], stop[order], value[order]
+    cust, start, stop, value, row_id = codes[order], start[order], stop[order], value[order], row_id[order]
     n = len(order)
     # a period joins the spell when it starts at most gap_ns after everything before it has ended
     reach = np.where(stop >= _OPEN - gap_ns, _OPEN, stop + gap_ns)
@@ -532,19 +546,20 @@ def _events(customer: np.ndarray, start: np.ndarray, stop: np.ndarray, value: np
 
     # purchases and renewals at row starts: one event per (spell, start instant)
     kind = np.where(start == spell_start[spell], 0, 1)
-    parts = [(spell, start, kind, value)]
+    parts = [(spell, start, kind, value, row_id)]
     if term_months is not None:
         limit = np.minimum(stop, as_of_ns + 1)  # anniversaries strictly before the stop, at or before as_of
         limit[~open_end[order]] = start[~open_end[order]]  # a row with an end date is one term
         rows, when = _anniversaries(start, limit, term_months, timezone)
-        parts.append((spell[rows], when, np.ones(len(rows), dtype=np.int64), value[rows]))
+        parts.append((spell[rows], when, np.ones(len(rows), dtype=np.int64), value[rows], row_id[rows]))
     # cancellations at the end of each spell over by as_of: the rows that ended there
     ended = (spell_stop != _OPEN) & (spell_stop <= as_of_ns)
     at_end = ended[spell] & (stop == spell_stop[spell])
-    parts.append((spell[at_end], stop[at_end], np.full(int(at_end.sum()), 2), value[at_end]))
-    e_spell, e_ts, e_kind, e_value = (np.concatenate(p) for p in zip(*parts, strict=True))
-    table = pd.DataFrame({"spell": e_spell, "ts": e_ts, "kind": e_kind, "value": e_value})
-    table = table.groupby(["spell", "ts", "kind"], sort=True, as_index=False)["value"].sum()
+    parts.append((spell[at_end], stop[at_end], np.full(int(at_end.sum()), 2), value[at_end], row_id[at_end]))
+    e_spell, e_ts, e_kind, e_value, e_row = (np.concatenate(p) for p in zip(*parts, strict=True))
+    table = pd.DataFrame({"spell": e_spell, "ts": e_ts, "kind": e_kind, "value": e_value, "row": e_row})
+    table = table.groupby(["spell", "ts", "kind"], sort=True, as_index=False).agg(value=("value", "sum"),
+                                                                                   row=("row", "min"))
     # a row start and an anniversary at one instant are one renewal; a purchase absorbs nothing else
     type_names = [kinds[k] for k in EVENT_KINDS]
     events = pd.DataFrame({
@@ -556,7 +571,9 @@ def _events(customer: np.ndarray, start: np.ndarray, stop: np.ndarray, value: np
         VALUE: table["value"].to_numpy(dtype=np.float64) + 0.0,
         SOURCE: pd.Categorical([source] * len(table)),
     }, columns=list(EVENT_COLUMNS))
-    events = events.sort_values([CUSTOMER_ID, TS, TOUCHPOINT], kind="stable").reset_index(drop=True)
+    events = events.sort_values([CUSTOMER_ID, TS, TOUCHPOINT], kind="stable")
+    event_rows = table["row"].to_numpy(dtype=np.int64)[events.index.to_numpy()]
+    events = events.reset_index(drop=True)
 
     start_value = np.zeros(n_spells)
     np.add.at(start_value, spell[kind == 0], value[kind == 0])
@@ -576,4 +593,4 @@ def _events(customer: np.ndarray, start: np.ndarray, stop: np.ndarray, value: np
         "value": start_value,
         "cancelled": ended,
     })
-    return events, periods
+    return events, periods, event_rows

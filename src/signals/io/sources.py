@@ -81,7 +81,7 @@ def lines_of(raw: pd.DataFrame, source: SourceSettings) -> LineNumbers:
     lines = raw.attrs.get("signals_lines")
     if isinstance(lines, LineNumbers):
         return lines
-    return LineNumbers(2 if source.kind == "csv" else 1)
+    return LineNumbers(2 if source.reader == "csv" else 1)
 
 
 _CHUNK = 1 << 24
@@ -363,10 +363,10 @@ def _read_sql(source: SourceSettings) -> pd.DataFrame:
 
 def read_source(source: SourceSettings) -> pd.DataFrame:
     """Read one source's raw rows (see the module docstring); errors are :class:`~signals.errors.IngestError`."""
-    if source.kind == "csv":
+    if source.reader == "csv":
         return _read_csv(source)
-    if source.kind == "parquet":
+    if source.reader == "parquet":
         return _read_parquet(source)
-    if source.kind == "sql":
+    if source.reader == "sql":
         return _read_sql(source)
     _fail(f"source {source.name!r}: unknown kind {source.kind!r}")  # the settings allow none
