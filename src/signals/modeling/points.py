@@ -115,9 +115,13 @@ NA_POPULATION = "n/a (outside the task's population)"
 NA_SUPPORT = "n/a (outside the training data)"
 DEFINED = "defined"
 
-_ADDITIVE = frozenset({"freq", "temp", "temp_prior", "temp_learned", "temp_delta", "temp_prior_delta", "value",
+_ADDITIVE = frozenset({"freq", "temp", "temp_prior", "temp_learned", "temp_delta", "temp_prior_delta", "value", "value_net",
                        "freq_change"})
 _RECOMPUTED = frozenset({"recency", "tenure", "overdue", "surge", "freq_ratio"})
+#: A type's mean and last value per window: recomputed from its count in the window and the extra touch's value.
+_VALUE_RECOMPUTED = frozenset({"value_mean", "value_last"})
+_TOTAL_DAYS = 36_500.0  # the "total" window: every touch before the cutoff
+_SECOND_DAYS = 1 / 86_400  # the last second before the cutoff (touches in one second are one moment)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,9 +129,9 @@ _RECOMPUTED = frozenset({"recency", "tenure", "overdue", "surge", "freq_ratio"})
 
 
 def _value_types(spec: FeatureSpec) -> list[str]:
-    from signals.features.value import VALUE_ROLES
+    from signals.features.value import valued_types
 
-    return [name for name, tp in spec.catalog.items() if tp.role in VALUE_ROLES]
+    return valued_types(spec.catalog)
 
 
 def _typical_values(index: EventIndex, spec: FeatureSpec, before_ns: int) -> dict[str, float]:
@@ -380,11 +384,13 @@ def what_if(
     fs = spec.features
     windows = []
     for column in X.columns:
-        family, slot, _ = parse_feature_name(column)
+        family, slot, window = parse_feature_name(column)
         if family == "surge":
             windows += [(slot, fs.surge_recent_days, 0.0), (slot, fs.surge_baseline_days, fs.surge_recent_days)]
         elif family == "freq_ratio":
             windows += [(slot, fs.falling_window_days, 0.0), (slot, 2.0 * fs.falling_window_days, fs.falling_window_days)]
+        elif family in _VALUE_RECOMPUTED:
+            windows += [(slot, _window_days(window), 0.0), (slot, _SECOND_DAYS, 0.0)]
     history = _row_history(index, rows, spec, sorted(set(windows)))
     inject = rows.cutoff - INJECT_BEFORE_NS
     changes: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -407,6 +413,16 @@ def what_if(
                 if not _slot_includes(slot, name, spec):
                     continue
                 group[column] = _recomputed(family, slot, old, history, inject, fs)
+            elif family in _VALUE_RECOMPUTED:
+                value = values.get(name, 0.0)
+                if family == "value_last":  # the extra touch is the latest; in a second with others, the largest
+                    same_second = history.counts[slot, _SECOND_DAYS, 0.0] > 0
+                    group[column] = np.where(same_second, np.fmax(old, value), value)
+                    continue
+                n = history.counts[slot, _window_days(window), 0.0]
+                sums = f"value__{slot}__{window}"
+                total = X[sums].to_numpy() if sums in X.columns else np.where(n > 0, old * n, 0.0)
+                group[column] = (total + value) / (n + 1)
             else:
                 raise ValueError(f"the what-if does not know how one more touch changes {column!r} "
                                  f"(family {family!r}); add its rule to signals.modeling.points")
@@ -438,6 +454,11 @@ def what_if(
         per_month[name] = float(X[column].mean() * 30.4375 / longest) if column in X.columns and len(X) else float("nan")
     return WhatIf(X, index.customers[rows.cust].to_numpy(), types, changes, defined, status, reason, per_month,
                   values)
+
+
+def _window_days(window: str) -> float:
+    """``"30d"`` -> 30.0; ``"total"`` -> a window reaching before any event."""
+    return _TOTAL_DAYS if window == "total" else float(window[:-1])
 
 
 def _recomputed(family: str, slot: str, old: np.ndarray, h: _RowHistory, inject: np.ndarray, fs) -> np.ndarray:
