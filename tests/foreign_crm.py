@@ -127,12 +127,15 @@ def generate(folder: str | Path, *, n_accounts: int = 600, start: dt.date = dt.d
     annual = rng.random(n_accounts) < 0.4
     contract_start = np.where(customer0, -rng.integers(30, 730, n_accounts), 10**6)  # day offsets
 
-    # churn: a hazard that falls with engagement and plan size; annual plans end at a term end
-    hazard = 0.0012 * np.exp(-0.9 * engagement - 0.3 * plan_level)
+    # churn: a hazard that falls with engagement and plan size; a plan ends at the end of a term:
+    # an annual contract at a term end (or mid-term, with a cancellation date), a monthly plan at the
+    # next monthly anniversary of its start (it is not renewed)
+    hazard = 0.0018 * np.exp(-0.9 * engagement - 0.3 * plan_level)
     decided = 1 + rng.exponential(1 / hazard)
-    term_end = np.where(annual, contract_start + 365 * np.ceil((decided - contract_start) / 365 + 1e-9), decided)
+    term_end = contract_start + 365 * np.ceil((decided - contract_start) / 365 + 1e-9)
+    month_end = np.array([_next_anniversary(start, int(c), d) for c, d in zip(contract_start, decided, strict=True)])
     mid_term = annual & (rng.random(n_accounts) < 0.25)
-    churn = np.where(mid_term | ~annual, decided, term_end).astype(np.int64)
+    churn = np.where(annual, np.where(mid_term, decided, term_end), month_end).astype(np.int64)
     churn = np.where(customer0 & (churn < n_days), churn, 10**6)
     # prospects convert with a hazard that rises with engagement
     convert = rng.exponential(1 / (0.0015 * np.exp(0.9 * engagement))).astype(np.int64) + 20
@@ -213,6 +216,19 @@ def generate(folder: str | Path, *, n_accounts: int = 600, start: dt.date = dt.d
         "convert": when(convert), "winback": when(winback),
     })
     return ForeignCrm(folder / "activities.csv", folder / "subscriptions.csv", truth, start, end)
+
+
+def _next_anniversary(start: dt.date, contract_start: int, after: float) -> int:
+    """Day offset of the first monthly anniversary of ``contract_start`` at or after day ``after``."""
+    if contract_start >= 10**6:
+        return 10**6
+    first = pd.Timestamp(start) + pd.Timedelta(days=contract_start)
+    k = max(int((after - contract_start) // 31), 1)
+    while True:
+        day = ((first + pd.DateOffset(months=k)) - pd.Timestamp(start)).days
+        if day >= after:
+            return int(day)
+        k += 1
 
 
 def _break_activities(frame: pd.DataFrame, rng: np.random.Generator, *, n_days: int, start: dt.date) -> pd.DataFrame:

@@ -25,9 +25,12 @@ __all__ = [
     "add_months",
     "anniversary_cutoffs",
     "as_of_instant",
+    "custom_cutoffs",
     "cutoff_grid",
     "cutoffs_from_table",
     "first_seen",
+    "history_start",
+    "periods_of",
     "scoring_cutoffs",
     "training_cutoffs",
 ]
@@ -138,13 +141,15 @@ def training_cutoffs(
     data_end: str | dt.datetime | pd.Timestamp | None = None,
     customers: pd.DataFrame | None = None,
     min_history_days: float = 0,
+    start: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """The training grid: ``n_cutoffs`` calendar cutoffs whose label windows are fully observed.
 
     ``events`` are canonical (``signals.schemas.check_events``).
     A cutoff ``T`` qualifies when ``T + horizon <= data_end`` (default: the last event's time),
-    so no label is censored. The latest ``n_cutoffs`` qualifying grid points (not after ``end``,
-    if given) are used; each gets every customer first seen before it.
+    so no label is censored, and ``T`` is after the first event and after ``start`` (an instant,
+    see :func:`history_start`). The latest ``n_cutoffs`` qualifying grid points (not after
+    ``end``, if given) are used; each gets every customer first seen before it.
 
     Returns
     -------
@@ -160,7 +165,7 @@ def training_cutoffs(
     latest = last - pd.Timedelta(days=horizon_days)
     if end is not None:
         latest = min(latest, as_of_instant(end, timezone))
-    first = events[TS].min()
+    first = events[TS].min() if start is None else max(events[TS].min(), start)
     grid = cutoff_grid(first, latest.tz_convert(timezone), frequency=frequency, timezone=timezone)
     grid = grid[(grid > first) & (grid <= latest)]
     if len(grid) == 0:
@@ -384,3 +389,104 @@ def cutoffs_from_table(
             shown = ", ".join(str(r) for r in rows[:5]) + (" ..." if len(rows) > 5 else "")
             raise ValueError(f"{what}: {len(rows)} row(s) with {problem} (rows {shown}, 0-based); fix the table")
     return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable").reset_index(drop=True)
+
+
+def history_start(events: pd.DataFrame, start, *, timezone: str = "UTC") -> pd.Timestamp:
+    """The instant training cutoffs must come after (``cutoffs.start``).
+
+    ``"first_event"``: the first event. ``"all_sources"``: the first moment every source (the
+    events' ``source`` column) has an event, so no training cutoff sees a system before its
+    export begins (a nine-month activity log next to years of subscriptions). A date: one second
+    before its first local moment (a cutoff may fall on it).
+
+    >>> events = pd.DataFrame({"ts": pd.to_datetime(["2023-04-01", "2025-03-01", "2025-03-02"], utc=True),
+    ...                        "source": ["billing", "activities", "billing"]})
+    >>> history_start(events, "all_sources")
+    Timestamp('2025-03-01 00:00:00+0000', tz='UTC')
+    """
+    if len(events) == 0:
+        raise DataError("no events: cannot place the start of the history")
+    if start == "first_event":
+        return events[TS].min()
+    if start == "all_sources":
+        if "source" not in events.columns:
+            return events[TS].min()
+        return events.groupby(events["source"].astype(str), sort=False)[TS].min().max()
+    return as_of_instant(start, timezone) - pd.Timedelta(seconds=1)
+
+
+def custom_cutoffs(
+    events: pd.DataFrame,
+    cutoffs,
+    *,
+    catalog,
+    timezone: str = "UTC",
+    table: pd.DataFrame | None = None,
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """The custom cutoffs of the ``cutoffs`` settings (kind ``table`` or ``anniversary``), for
+    training and scoring alike.
+
+    Parameters
+    ----------
+    events : DataFrame
+        Canonical events (anniversaries are read from them).
+    cutoffs : CutoffSettings
+        The ``cutoffs`` section (``kind``, ``table_columns``, ``anchor_roles``, ``every_months``,
+        ``days_before``).
+    catalog : mapping
+        The touchpoint catalog (the anchor types are those with a role in ``anchor_roles``).
+    table : DataFrame, optional
+        Kind ``table``: the table as read (the job reads ``cutoffs.table``).
+    start, end : optional
+        Keep cutoffs in ``[start, end]`` (dates are their first local moment). Scoring as of a
+        date passes it as both: the rows due that day.
+
+    Returns
+    -------
+    DataFrame
+        ``(customer_id, cutoff)`` rows sorted by cutoff, then customer.
+    """
+    if cutoffs.kind == "table":
+        if table is None:
+            raise DataError(f"cutoffs.kind is table: read {cutoffs.table} and pass it as table=")
+        try:
+            rows = cutoffs_from_table(table, timezone=timezone, columns=cutoffs.table_columns,
+                                      what=f"cutoffs table {cutoffs.table}")
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        if start is not None:
+            rows = rows[rows[CUTOFF] >= as_of_instant(start, timezone)]
+        if end is not None:
+            rows = rows[rows[CUTOFF] <= as_of_instant(end, timezone)]
+        return rows.reset_index(drop=True)
+    if cutoffs.kind == "anniversary":
+        anchors = [name for name, tp in catalog.items() if tp.role in cutoffs.anchor_roles]
+        if not anchors:
+            raise DataError(f"cutoffs.anchor_roles {list(cutoffs.anchor_roles)}: no catalog type has one of these roles")
+        rows = anniversary_cutoffs(events, anchor_types=anchors, every_months=cutoffs.every_months,
+                                   days_before=cutoffs.days_before, timezone=timezone, start=start, end=end)
+        return rows[[CUSTOMER_ID, CUTOFF]]
+    raise ValueError(f"cutoffs.kind {cutoffs.kind!r} has no custom cutoffs")
+
+
+def periods_of(instants: pd.Series, grid: pd.DatetimeIndex, *, frequency: str, timezone: str) -> tuple[np.ndarray, float]:
+    """The calendar period of each instant and the longest period in days.
+
+    Period ``i`` is ``[grid[i], grid[i + 1])`` (the last one runs to the next grid point after the
+    grid). Returns the period start of each instant (NaT outside the grid's periods) and the longest
+    period's length in days (a month of 31 days, plus an hour across a DST change).
+    """
+    if len(grid) == 0:
+        return np.full(len(instants), np.datetime64("NaT"), dtype="datetime64[ns]"), 0.0
+    after = cutoff_grid(grid[-1] + pd.Timedelta(hours=1), (grid[-1] + pd.Timedelta(days=40)).tz_convert(timezone),
+                        frequency=frequency, timezone=timezone)
+    edges = grid.append(after[:1]).asi8
+    ns = pd.DatetimeIndex(instants).asi8
+    at = np.searchsorted(edges, ns, side="right") - 1
+    inside = (at >= 0) & (at < len(grid))
+    out = np.full(len(ns), np.iinfo(np.int64).min, dtype=np.int64)
+    out[inside] = edges[at[inside]]
+    width = float(np.diff(edges).max()) / 86_400e9
+    return out.view("datetime64[ns]"), width

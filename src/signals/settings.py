@@ -187,12 +187,50 @@ class FeatureSettings(_Frozen):
 
 
 class CutoffSettings(_Frozen):
-    """The snapshot grid: when features are taken and labels start."""
+    """The snapshot grid: when features are taken and labels start.
+
+    ``kind`` picks the cutoffs: the calendar grid (``frequency``), a user's table of
+    ``(customer, cutoff)`` rows (``table``), or renewal-anchored dates ``days_before`` days before
+    each ``every_months`` anniversary of the customer's latest contract start (``anniversary``).
+    Custom cutoffs serve the ``tasks`` listed; training groups them into the calendar grid's
+    periods, which the time split divides (see :mod:`signals.modeling.splits`).
+    """
 
     frequency: Literal["monthly", "weekly"] = "monthly"
     n_training: int = Field(default=18, gt=0, description="training cutoffs, the most recent that leave a full label horizon")
     end: dt.date | None = Field(default=None, description="last training cutoff; null = latest that fits the data")
+    start: Literal["first_event", "all_sources"] | dt.date = Field(
+        default="first_event", description="training cutoffs come after this: the first event, the first moment "
+                                           "every source has an event, or a date")
     min_history_days: int = Field(default=0, ge=0)
+    kind: Literal["calendar", "table", "anniversary"] = "calendar"
+    table: Path | None = Field(default=None, description="kind table: CSV or Parquet of (customer, cutoff) rows")
+    table_columns: dict[str, str] = Field(
+        default_factory=lambda: {"customer_id": "customer_id", "cutoff": "cutoff"},
+        description="kind table: customer_id / cutoff -> the table's column names")
+    anchor_roles: tuple[TouchpointRole, ...] = Field(
+        default=("purchase",), description="kind anniversary: the roles whose events start a contract")
+    every_months: int = Field(default=1, ge=1, description="kind anniversary: months between anniversaries")
+    days_before: int = Field(default=5, ge=0, description="kind anniversary: cutoffs this many days before each")
+    tasks: tuple[Literal["churn", "purchase"], ...] = Field(
+        default=("churn", "purchase"), description="the tasks custom cutoffs serve; others keep the calendar grid")
+
+    @field_validator("table_columns")
+    @classmethod
+    def _table_columns(cls, v: dict[str, str]) -> dict[str, str]:
+        if set(v) != {"customer_id", "cutoff"}:
+            raise ValueError(f"table_columns maps exactly customer_id and cutoff, got {sorted(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _kind(self) -> CutoffSettings:
+        if self.kind == "table" and self.table is None:
+            raise ValueError("cutoffs.kind table needs cutoffs.table (a CSV or Parquet file of customer, cutoff rows)")
+        return self
+
+    def custom_for(self, task: str) -> bool:
+        """Whether ``task`` trains and scores on custom cutoffs."""
+        return self.kind != "calendar" and task in self.tasks
 
 
 class ChurnLabelSettings(_Frozen):
@@ -765,7 +803,11 @@ def _relative_to(folder: Path, path: str) -> str:
 
 
 def _sources_relative_to(data: dict[str, Any], folder: Path) -> None:
-    """Resolve the relative source locations of a config file against the file's folder (in place)."""
+    """Resolve the relative input locations of a config file (sources, the cutoffs table) against the
+    file's folder (in place)."""
+    cutoffs = data.get("cutoffs")
+    if isinstance(cutoffs, dict) and isinstance(cutoffs.get("table"), str) and cutoffs["table"]:
+        cutoffs["table"] = _relative_to(folder, cutoffs["table"])
     ingest = data.get("ingest")
     sources = ingest.get("sources") if isinstance(ingest, dict) else None
     if not isinstance(sources, list):
@@ -823,8 +865,9 @@ def load_settings(path: str | Path | None = None, overrides: Sequence[str] = ())
     Keys missing from the file take the defaults (the values documented in
     ``configs/default.yaml``); a section given in the file is merged key by key into the
     defaults, except ``catalog`` and ``ingest.sources`` which replace them as a whole.
-    Relative source locations in the file (``ingest.sources[].path`` and ``sqlite:///`` file
-    URLs) start at the file's folder; every other relative path starts at the working directory.
+    Relative input locations in the file (``ingest.sources[].path``, ``sqlite:///`` file URLs and
+    ``cutoffs.table``) start at the file's folder; every other relative path starts at the working
+    directory.
     Overrides are applied after the file and are parsed as YAML values (``[7, 30]``, ``true``);
     list items are reached by index or by name (``ingest.sources.0.path``,
     ``ingest.sources.sfa.path``), and an overridden path starts at the working directory.

@@ -28,6 +28,7 @@ __all__ = [
     "dump_table",
     "dumps_strict",
     "read_events",
+    "read_user_table",
     "read_json",
     "read_table",
     "strict_json_value",
@@ -147,3 +148,26 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_user_table(path: str | Path, *, what: str = "table") -> pd.DataFrame:
+    """Read a user's CSV or Parquet file as it is: every CSV cell as text (``"00042"`` keeps its
+    zeros, an empty cell is ``""``), Parquet columns as stored. ``what`` names the file in errors.
+
+    Raises
+    ------
+    DataError
+        The file does not exist, is neither .csv nor .parquet, or cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what}: file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError, UnicodeError) as exc:
+        raise DataError(f"{what}: cannot read {path}: {exc}") from None
+    raise DataError(f"{what}: {path} is neither .csv nor .parquet")

@@ -50,7 +50,7 @@ import pandas as pd
 
 from signals.errors import SignalsError
 from signals.io.atomic import atomic_directory, folder_lock
-from signals.io.tables import read_events, read_table, write_json, write_table
+from signals.io.tables import read_events, read_table, read_user_table, write_json, write_table
 from signals.io.world import read_truth
 from signals.modeling.plots import (
     plot_calibration,
@@ -94,6 +94,14 @@ def load_inputs(settings: Settings, *, require_static: bool = True) -> tuple[pd.
         raise FileNotFoundError(f"features.static_columns needs a customers table at {paths.customers}")
     truth = read_truth(paths.truth) if Path(paths.truth).is_file() else None
     return events, customers, truth
+
+
+def read_custom_cutoffs(settings: Settings) -> pd.DataFrame | None:
+    """The cutoffs table of ``cutoffs.kind: table`` as read (None for the other kinds)."""
+    cs = settings.cutoffs
+    if cs.kind != "table":
+        return None
+    return read_user_table(cs.table, what="cutoffs.table")
 
 
 def _dates(stamps) -> list[str]:
@@ -231,7 +239,7 @@ def run_train(
 
         try:
             trained = fit_task(events, settings, task=task, customers=customers, auto_split=auto_split,
-                               progress=progress, on_model=keep_model)
+                               progress=progress, on_model=keep_model, cutoffs=read_custom_cutoffs(settings))
         except Exception as exc:
             if not checkpoint.is_dir():
                 raise

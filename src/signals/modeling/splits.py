@@ -75,6 +75,7 @@ class TimeSplit:
     horizon_days: float
     embargo: bool
     validation_embargo: bool | None = field(default=None)
+    key: str = CUTOFF  # the column the parts are read from: ``cutoff``, or ``period`` for custom cutoffs
 
     def __post_init__(self) -> None:
         if self.validation_embargo is None:
@@ -93,8 +94,8 @@ class TimeSplit:
         return self.test[0]
 
     def masks(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boolean row masks (train, validation, test) of a frame with a ``cutoff`` column."""
-        cut = frame[CUTOFF]
+        """Boolean row masks (train, validation, test) of a frame with a ``cutoff`` (or ``key``) column."""
+        cut = frame[self.key]
         return (cut.isin(self.train).to_numpy(), cut.isin(self.validation).to_numpy(), cut.isin(self.test).to_numpy())
 
     def describe(self) -> dict[str, str]:
@@ -232,6 +233,7 @@ class SplitPlan:
     embargo: str
     horizon_days: float
     frequency: str
+    margin_days: float = 0.0  # custom cutoffs: the embargo also covers one period (their spread inside it)
 
     def overrides(self, task: str) -> list[str]:
         """The ``--set`` overrides that give this plan."""
@@ -243,14 +245,17 @@ class SplitPlan:
     def describe(self) -> str:
         embargo = {"full": "embargo before validation and test", "test": "embargo before test only",
                    "none": "no embargo"}[self.embargo]
-        return (f"{self.n_cutoffs} {self.frequency} cutoffs, {self.n_origins} origin(s) x {self.n_test} test cutoff(s), "
-                f"{self.n_validation} validation cutoff(s), {embargo}, {self.horizon_days:g}-day horizon")
+        unit = "period" if self.margin_days else "cutoff"
+        margin = (f" (custom cutoffs: the embargo adds {self.margin_days:.0f} days, one period)"
+                  if self.margin_days else "")
+        return (f"{self.n_cutoffs} {self.frequency} {unit}s, {self.n_origins} origin(s) x {self.n_test} test {unit}(s), "
+                f"{self.n_validation} validation {unit}(s), {embargo}, {self.horizon_days:g}-day horizon{margin}")
 
 
 def split_fits(grid: pd.DatetimeIndex, plan: SplitPlan) -> bool:
     """Whether ``plan`` fits the latest ``plan.n_cutoffs`` cutoffs of ``grid`` (every origin has a training cutoff)."""
     unique = list(grid[-plan.n_cutoffs:])
-    horizon = pd.Timedelta(days=plan.horizon_days)
+    horizon = pd.Timedelta(days=plan.horizon_days + plan.margin_days)
     end = len(unique) - (plan.n_origins - 1) * plan.n_test  # the earliest origin is the tightest
     return _split_at(unique, end, plan.n_validation, plan.n_test, horizon, plan.embargo) is not None
 
@@ -295,7 +300,8 @@ def split_advice(
     """
 
     def grid_for(horizon: float, frequency: str, n: int | None) -> pd.DatetimeIndex:
-        return training_grid(first_event, data_end, horizon_days=horizon, frequency=frequency, timezone=timezone,
+        return training_grid(first_event, data_end, horizon_days=horizon + wanted.margin_days, frequency=frequency,
+                             timezone=timezone,
                              end=end, n_cutoffs=n)
 
     grid = grid_for(wanted.horizon_days, wanted.frequency, wanted.n_cutoffs)

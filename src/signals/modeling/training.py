@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from signals.cutoffs import training_cutoffs
+from signals.cutoffs import custom_cutoffs, first_seen, history_start, periods_of, training_cutoffs
 from signals.dataset import LABEL, build_training_set
 from signals.errors import DataError
 from signals.features.matrix import build_features, feature_columns
@@ -91,6 +91,7 @@ MODEL_NAME = "lightgbm"
 LEARNED_TEMPERATURE = "learned_temperature"
 BASELINES = ("logistic_regression", "prior_temperature", "rfm", "falling_frequency", LEARNED_TEMPERATURE)
 ORIGIN = "origin"
+PERIOD = "period"  # custom cutoffs: the calendar period of each row, which the split divides
 
 Progress = Callable[[str], None] | None
 
@@ -152,6 +153,10 @@ def plan_training_split(events: pd.DataFrame, settings: Settings, *, task: str, 
     """The split :func:`fit_task` uses for ``events``: the configured one, or with ``auto_split`` the
     largest honest split that fits the history (:func:`signals.modeling.splits.plan_split`).
 
+    The history starts at ``cutoffs.start`` (:func:`signals.cutoffs.history_start`). With custom
+    cutoffs (``cutoffs.kind``) the grid's cutoffs are the starts of the periods the custom cutoffs
+    fall in, and the embargo grows by one period (``SplitPlan.margin_days``).
+
     Raises
     ------
     DataError
@@ -161,16 +166,23 @@ def plan_training_split(events: pd.DataFrame, settings: Settings, *, task: str, 
     if len(events) == 0:
         raise DataError("no events: cannot build a training grid")
     ms, cs = settings.model, settings.cutoffs
+    margin = _period_margin(settings) if cs.custom_for(task) else 0.0
     wanted = SplitPlan(cs.n_training, ms.backtest_origins, ms.validation_cutoffs, ms.test_cutoffs, ms.embargo,
-                       float(horizon_days(task, settings.labels)), cs.frequency)
-    first, end = events[TS].min(), events[TS].max()
-    grid = training_grid(first, end, horizon_days=wanted.horizon_days, frequency=cs.frequency,
+                       float(horizon_days(task, settings.labels)), cs.frequency, margin)
+    first, end = history_start(events, cs.start, timezone=settings.timezone), events[TS].max()
+    grid = training_grid(first, end, horizon_days=wanted.horizon_days + margin, frequency=cs.frequency,
                          timezone=settings.timezone, end=cs.end, n_cutoffs=None if auto_split else cs.n_training)
     plan = plan_split(grid, wanted) if auto_split else (wanted if len(grid) and split_fits(grid, wanted) else None)
     if plan is None:
         raise DataError(f"{task}: " + split_advice(first, end, wanted, task=task, timezone=settings.timezone,
                                                    end=cs.end))
     return plan
+
+
+def _period_margin(settings: Settings) -> float:
+    """The longest calendar period of the grid's frequency in whole days, a DST hour included
+    (custom cutoffs spread over their period)."""
+    return 32.0 if settings.cutoffs.frequency == "monthly" else 8.0
 
 
 def training_set(
@@ -182,36 +194,76 @@ def training_set(
     plan: SplitPlan | None = None,
     index: EventIndex | None = None,
     progress: Progress = None,
+    custom_table: pd.DataFrame | None = None,
 ) -> TrainingSet:
     """Build the point-in-time training set of ``task`` (step 1 of :func:`fit_task`).
 
     The grid is the latest ``plan.n_cutoffs`` calendar cutoffs whose label windows are fully
-    observed (``plan`` defaults to the configured split, see :func:`plan_training_split`).
+    observed (``plan`` defaults to the configured split, see :func:`plan_training_split`). With
+    custom cutoffs for the task (``cutoffs.kind``: ``table`` from ``custom_table``, or
+    ``anniversary``), the rows are the custom cutoffs inside the grid's periods whose label windows
+    close in the data; each row's ``period`` (the grid cutoff that starts it) is what the split divides.
     """
     spec = FeatureSpec.from_settings(settings)
     events = check_events(events, spec.touchpoints)
     plan = plan or plan_training_split(events, settings, task=task)
     index = index or index_events(events, spec.touchpoints)  # sorted once, shared by every feature build
-    _note(progress, f"cutoffs: {plan.n_cutoffs} {plan.frequency}, {plan.horizon_days:g}-day horizon")
-    cutoffs = training_cutoffs(
-        events, horizon_days=plan.horizon_days, n_cutoffs=plan.n_cutoffs, frequency=plan.frequency,
-        timezone=settings.timezone, end=settings.cutoffs.end, customers=customers,
-        min_history_days=settings.cutoffs.min_history_days,
+    cs = settings.cutoffs
+    start = history_start(events, cs.start, timezone=settings.timezone)
+    _note(progress, f"cutoffs: {plan.n_cutoffs} {plan.frequency}, {plan.horizon_days:g}-day horizon"
+                    + (f", custom ({cs.kind}) within the periods" if cs.custom_for(task) else ""))
+    cutoffs = training_cutoffs(  # custom cutoffs: whole periods whose last label window closes in the data
+        events, horizon_days=plan.horizon_days + plan.margin_days, n_cutoffs=plan.n_cutoffs, frequency=plan.frequency,
+        timezone=settings.timezone, end=cs.end, customers=customers, min_history_days=cs.min_history_days,
+        start=start,
     )
+    if cs.custom_for(task):
+        cutoffs = _custom_training_rows(events, cutoffs, settings, plan=plan, table=custom_table, customers=customers)
     _note(progress, f"features and labels for {len(cutoffs):,} rows")
-    data = build_training_set(events, cutoffs, spec, task=task, labels=settings.labels, customers=customers,
-                              index=index)
+    data = build_training_set(events, cutoffs[[CUSTOMER_ID, CUTOFF]], spec, task=task, labels=settings.labels,
+                              customers=customers, index=index)
+    if cs.custom_for(task):  # the period of each row (the split divides periods)
+        period = periods_of(data[CUTOFF], pd.DatetimeIndex(sorted(pd.unique(cutoffs[PERIOD]))),
+                            frequency=plan.frequency, timezone=settings.timezone)[0]
+        data = pd.concat([data, pd.DataFrame({PERIOD: pd.to_datetime(period).tz_localize("UTC")}, index=data.index)],
+                         axis=1)
     code, ids = pd.factorize(data[CUSTOMER_ID].astype(str), sort=True)
     return TrainingSet(task, spec, data, feature_columns(data), index, plan.horizon_days, code.astype(np.int64),
                        pd.Index(ids), events[TS].min(), events[TS].max(), plan)
 
 
+def _custom_training_rows(events: pd.DataFrame, grid_rows: pd.DataFrame, settings: Settings, *, plan: SplitPlan,
+                          table: pd.DataFrame | None, customers: pd.DataFrame | None) -> pd.DataFrame:
+    """The custom cutoffs inside the grid's periods, label windows closed, customers already seen.
+
+    Returns ``customer_id, cutoff, period``.
+    """
+    cs = settings.cutoffs
+    grid = pd.DatetimeIndex(sorted(pd.unique(grid_rows[CUTOFF])))
+    rows = custom_cutoffs(events, cs, catalog=settings.catalog, timezone=settings.timezone, table=table)
+    period, _ = periods_of(rows[CUTOFF], grid, frequency=plan.frequency, timezone=settings.timezone)
+    rows = rows.assign(**{PERIOD: pd.to_datetime(period).tz_localize("UTC")})
+    closed = rows[CUTOFF] + pd.Timedelta(days=plan.horizon_days) <= events[TS].max()
+    seen = first_seen(events, customers, timezone=settings.timezone)
+    entry = seen.reindex(rows[CUSTOMER_ID].astype(str)).to_numpy() + pd.Timedelta(days=cs.min_history_days)
+    known = pd.notna(entry) & (entry < rows[CUTOFF].to_numpy())
+    rows = rows[rows[PERIOD].notna().to_numpy() & closed.to_numpy() & known].reset_index(drop=True)
+    if len(rows) == 0:
+        raise DataError(f"cutoffs.kind {cs.kind}: no custom cutoff falls in the training periods "
+                        f"{grid[0]:%Y-%m-%d}..{grid[-1]:%Y-%m-%d} with its {plan.horizon_days:g}-day label window "
+                        "closed in the data" + (f" (table {cs.table})" if cs.kind == "table" else ""))
+    return rows
+
+
 def backtest_splits(ts: TrainingSet) -> list[TimeSplit]:
     """The rolling-origin splits of ``ts.plan`` on the cutoffs that hold rows, oldest origin first."""
     plan = ts.plan
+    key = PERIOD if PERIOD in ts.data.columns else CUTOFF
     try:
-        return rolling_origins(ts.cutoffs, n_origins=plan.n_origins, n_validation=plan.n_validation,
-                               n_test=plan.n_test, horizon_days=plan.horizon_days, embargo=plan.embargo)
+        splits = rolling_origins(sorted(pd.unique(ts.data[key])), n_origins=plan.n_origins,
+                                 n_validation=plan.n_validation, n_test=plan.n_test,
+                                 horizon_days=plan.horizon_days + plan.margin_days, embargo=plan.embargo)
+        return [replace(split, key=key) for split in splits]
     except DataError as exc:
         raise DataError(f"{ts.task}: the task's rows fall on fewer cutoffs than the grid: {exc}; run with "
                         "--auto-split or use fewer origins / validation / test cutoffs") from None
@@ -518,6 +570,7 @@ def fit_task(
     auto_split: bool = False,
     progress: Progress = None,
     on_model: Callable[[SignalModel, FeatureSpec, TimeSplit], None] | None = None,
+    cutoffs: pd.DataFrame | None = None,
 ) -> TrainedTask:
     """Fit and evaluate ``task`` (``churn`` or ``purchase``) on canonical ``events``.
 
@@ -532,6 +585,8 @@ def fit_task(
     auto_split : bool
         Use every cutoff the history allows and the largest honest split that fits
         (:func:`plan_training_split`) instead of the configured one.
+    cutoffs : DataFrame, optional
+        With ``cutoffs.kind: table``, the cutoffs table as read (the train job reads ``cutoffs.table``).
 
     Raises
     ------
@@ -547,7 +602,8 @@ def fit_task(
     plan = plan_training_split(events, settings, task=task, auto_split=auto_split)
     if auto_split:
         _note(progress, f"auto-split: {plan.describe()}")
-    ts = training_set(events, settings, task=task, customers=customers, plan=plan, progress=progress)
+    ts = training_set(events, settings, task=task, customers=customers, plan=plan, progress=progress,
+                      custom_table=cutoffs)
     splits = backtest_splits(ts)
     check_positives(ts, splits, ms.min_positives)
     timings["training_set"] = time.perf_counter() - started
@@ -605,7 +661,7 @@ def fit_task(
     policy = alarm_policy(ts, final, learned_spec, last, settings)
 
     test = final.masks(ts.data)[2]
-    last_cutoff = ts.data.loc[test, CUTOFF] == max(final.test)
+    last_cutoff = ts.data.loc[test, final.key] == max(final.test)  # the last test cutoff (or period)
     X_last = ts.data.loc[test][last_cutoff.to_numpy()]
     probability = model.probability(X_last[ts.features])
     best = np.argsort(-probability, kind="stable")[:20]
