@@ -100,3 +100,21 @@ def test_a_table_without_rows_in_the_training_periods_is_an_error(saas, tmp_path
         training_set(events, custom, task="churn", plan=plan_training_split(events, custom, task="churn",
                                                                              auto_split=True),
                      custom_table=pd.read_csv(path, dtype=str))
+
+
+def test_the_grid_starts_when_every_source_has_begun(saas):
+    settings, events = saas
+    log_start = events.loc[events["source"] == "activities", "ts"].min()
+    assert events["ts"].min() < log_start - pd.Timedelta(days=300)  # subscriptions reach back two years
+    both = load_settings(CONFIG, ["cutoffs.kind=calendar"])
+    ts = training_set(events, both, task="purchase", plan=plan_training_split(events, both, task="purchase",
+                                                                              auto_split=True))
+    assert ts.data["cutoff"].min() > log_start
+    first = load_settings(CONFIG, ["cutoffs.kind=calendar", "cutoffs.start=first_event"])
+    early = training_set(events, first, task="purchase", plan=plan_training_split(events, first, task="purchase",
+                                                                                  auto_split=True))
+    assert early.data["cutoff"].min() < log_start - pd.Timedelta(days=300)
+    dated = load_settings(CONFIG, ["cutoffs.kind=calendar", "cutoffs.start=2025-06-01"])
+    late = training_set(events, dated, task="purchase", plan=plan_training_split(events, dated, task="purchase",
+                                                                                 auto_split=True))
+    assert late.data["cutoff"].min() == pd.Timestamp("2025-06-01", tz="Asia/Tokyo")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from signals.cutoffs import scoring_cutoffs, training_cutoffs
+from signals.cutoffs import history_start, scoring_cutoffs, training_cutoffs
 from signals.errors import DataError
 from signals.features.matrix import build_features, feature_columns
 from signals.features.spec import FeatureSpec
@@ -89,7 +89,8 @@ def run_features(
             c = settings.cutoffs
             cutoffs = training_cutoffs(events, horizon_days=horizon, n_cutoffs=c.n_training, frequency=c.frequency,
                                        timezone=settings.timezone, end=c.end, customers=customers,
-                                       min_history_days=c.min_history_days)
+                                       min_history_days=c.min_history_days,
+                                       start=history_start(events, c.start, timezone=settings.timezone))
         spec = FeatureSpec.from_settings(settings)
         features = build_features(events, cutoffs, spec, customers=customers)
         path = write_table(features, target)
