@@ -53,6 +53,11 @@ _EXPORTS = {
     "as_of_instant": "signals.cutoffs",
     "cutoff_grid": "signals.cutoffs",
     "training_cutoffs": "signals.cutoffs",
+    "anniversary_cutoffs": "signals.cutoffs",
+    "cutoffs_from_table": "signals.cutoffs",
+    "custom_cutoffs": "signals.cutoffs",
+    "contracts_from_subscriptions": "signals.subscriptions",
+    "SubscriptionContracts": "signals.subscriptions",
     "scoring_cutoffs": "signals.cutoffs",
     "FeatureSpec": "signals.features.spec",
     "build_features": "signals.features.matrix",
@@ -103,7 +108,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from signals.cutoffs import as_of_instant, cutoff_grid, scoring_cutoffs, training_cutoffs
+    from signals.cutoffs import (
+        anniversary_cutoffs,
+        as_of_instant,
+        custom_cutoffs,
+        cutoff_grid,
+        cutoffs_from_table,
+        scoring_cutoffs,
+        training_cutoffs,
+    )
     from signals.dataset import build_training_set
     from signals.errors import ConfigError, DataError, IngestError, OutputError, SignalsError
     from signals.features.matrix import build_features
@@ -132,3 +145,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.schemas import check_cutoffs, check_events, normalize_ids, to_utc
     from signals.settings import Settings, load_settings
     from signals.simulate import SimulatedWorld, simulate_crm
+    from signals.subscriptions import SubscriptionContracts, contracts_from_subscriptions

@@ -118,3 +118,23 @@ def test_the_grid_starts_when_every_source_has_begun(saas):
     late = training_set(events, dated, task="purchase", plan=plan_training_split(events, dated, task="purchase",
                                                                                  auto_split=True))
     assert late.data["cutoff"].min() == pd.Timestamp("2025-06-01", tz="Asia/Tokyo")
+
+
+def test_scoring_takes_the_accounts_due_at_the_as_of_date(saas, tmp_path):
+    from signals.cutoffs import anniversary_cutoffs, custom_cutoffs
+
+    settings, events = saas
+    due = custom_cutoffs(events, settings.cutoffs, catalog=settings.catalog, timezone=settings.timezone,
+                         start="2025-11-01", end="2025-11-01")
+    assert len(due) > 0 and (due["cutoff"] == pd.Timestamp("2025-11-01", tz="Asia/Tokyo")).all()
+    every = anniversary_cutoffs(events, anchor_types=["purchase"], days_before=5, timezone="Asia/Tokyo",
+                                end="2025-12-01")
+    assert set(due["customer_id"]) == set(every.loc[every["cutoff"] == pd.Timestamp("2025-11-01", tz="Asia/Tokyo"),
+                                                    "customer_id"])
+    # a table: its rows at the date
+    path = tmp_path / "c.csv"
+    pd.DataFrame({"customer_id": ["0000007", "0000008"], "cutoff": ["2025-11-01", "2025-10-01"]}).to_csv(path, index=False)
+    table = load_settings(CONFIG, ["cutoffs.kind=table", f"cutoffs.table={path}"])
+    rows = custom_cutoffs(events, table.cutoffs, catalog=table.catalog, timezone=table.timezone,
+                          table=pd.read_csv(path, dtype=str), start="2025-11-01", end="2025-11-01")
+    assert rows["customer_id"].tolist() == ["0000007"]
