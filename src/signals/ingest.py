@@ -810,11 +810,13 @@ def _map_subscriptions(raw: pd.DataFrame, source: SourceSettings, catalog: _Cata
     )
     events = out.events
     position = {name: i for i, name in enumerate(catalog.names)}
+    kinds = events[TOUCHPOINT].cat
+    lookup = np.array([position[str(t)] for t in kinds.categories], dtype=np.int32)
     accepted = {
         "row": out.event_rows,
-        CUSTOMER_ID: pd.Categorical(events[CUSTOMER_ID].astype("str")),
+        CUSTOMER_ID: _used_only(events[CUSTOMER_ID].array),
         TS: events[TS].to_numpy(dtype="datetime64[ns]").view(np.int64),
-        TOUCHPOINT: np.array([position[t] for t in events[TOUCHPOINT].astype(str)], dtype=np.int32),
+        TOUCHPOINT: lookup[kinds.codes.to_numpy()] if len(events) else np.zeros(0, dtype=np.int32),
         VALUE: events[VALUE].to_numpy(dtype=np.float64),
         EVENT_ID: None,
     }

@@ -557,23 +557,28 @@ def _events(customer: np.ndarray, start: np.ndarray, stop: np.ndarray, value: np
     at_end = ended[spell] & (stop == spell_stop[spell])
     parts.append((spell[at_end], stop[at_end], np.full(int(at_end.sum()), 2), value[at_end], row_id[at_end]))
     e_spell, e_ts, e_kind, e_value, e_row = (np.concatenate(p) for p in zip(*parts, strict=True))
-    table = pd.DataFrame({"spell": e_spell, "ts": e_ts, "kind": e_kind, "value": e_value, "row": e_row})
-    table = table.groupby(["spell", "ts", "kind"], sort=True, as_index=False).agg(value=("value", "sum"),
-                                                                                   row=("row", "min"))
-    # a row start and an anniversary at one instant are one renewal; a purchase absorbs nothing else
+    # one event per (spell, instant, kind): a row start and an anniversary at one instant are one renewal
+    order_e = np.lexsort((e_kind, e_ts, e_spell))
+    e_spell, e_ts, e_kind, e_value, e_row = (a[order_e] for a in (e_spell, e_ts, e_kind, e_value, e_row))
+    first_e = np.ones(len(e_ts), dtype=bool)
+    first_e[1:] = (e_spell[1:] != e_spell[:-1]) | (e_ts[1:] != e_ts[:-1]) | (e_kind[1:] != e_kind[:-1])
+    heads_e = np.flatnonzero(first_e)
+    if len(heads_e):
+        e_value = np.add.reduceat(e_value.astype(np.float64), heads_e)
+        e_row = np.minimum.reduceat(e_row, heads_e)
+    e_spell, e_ts, e_kind = e_spell[heads_e], e_ts[heads_e], e_kind[heads_e]
+    # spells are in (customer, start) order and do not overlap: events come out sorted by customer, then time
     type_names = [kinds[k] for k in EVENT_KINDS]
+    categories = list(dict.fromkeys(type_names))
+    type_code = np.array([categories.index(t) for t in type_names], dtype=np.int8)
     events = pd.DataFrame({
-        CUSTOMER_ID: pd.Categorical.from_codes(spell_cust[table["spell"].to_numpy()],
-                                               categories=pd.Index(ids, dtype="str")),
-        TS: pd.Series(table["ts"].to_numpy().view("datetime64[ns]")).dt.tz_localize("UTC"),
-        TOUCHPOINT: pd.Categorical(np.asarray(type_names, dtype=object)[table["kind"].to_numpy()],
-                                   categories=list(dict.fromkeys(type_names))),
-        VALUE: table["value"].to_numpy(dtype=np.float64) + 0.0,
-        SOURCE: pd.Categorical([source] * len(table)),
+        CUSTOMER_ID: pd.Categorical.from_codes(spell_cust[e_spell], categories=pd.Index(ids, dtype="str")),
+        TS: pd.Series(e_ts.view("datetime64[ns]")).dt.tz_localize("UTC"),
+        TOUCHPOINT: pd.Categorical.from_codes(type_code[e_kind], categories=categories),
+        VALUE: e_value + 0.0,
+        SOURCE: pd.Categorical.from_codes(np.zeros(len(e_ts), dtype=np.int8), categories=[source]),
     }, columns=list(EVENT_COLUMNS))
-    events = events.sort_values([CUSTOMER_ID, TS, TOUCHPOINT], kind="stable")
-    event_rows = table["row"].to_numpy(dtype=np.int64)[events.index.to_numpy()]
-    events = events.reset_index(drop=True)
+    event_rows = e_row.astype(np.int64)
 
     start_value = np.zeros(n_spells)
     np.add.at(start_value, spell[kind == 0], value[kind == 0])
