@@ -245,8 +245,9 @@ def _custom_training_rows(events: pd.DataFrame, grid_rows: pd.DataFrame, setting
     rows = rows.assign(**{PERIOD: pd.to_datetime(period).tz_localize("UTC")})
     closed = rows[CUTOFF] + pd.Timedelta(days=plan.horizon_days) <= events[TS].max()
     seen = first_seen(events, customers, timezone=settings.timezone)
-    entry = seen.reindex(rows[CUSTOMER_ID].astype(str)).to_numpy() + pd.Timedelta(days=cs.min_history_days)
-    known = pd.notna(entry) & (entry < rows[CUTOFF].to_numpy())
+    entry = (seen.reindex(rows[CUSTOMER_ID].astype(str)).to_numpy(dtype="datetime64[ns]")
+             + np.timedelta64(int(cs.min_history_days) * 86_400, "s"))
+    known = ~np.isnat(entry) & (entry < rows[CUTOFF].to_numpy(dtype="datetime64[ns]"))
     rows = rows[rows[PERIOD].notna().to_numpy() & closed.to_numpy() & known].reset_index(drop=True)
     if len(rows) == 0:
         raise DataError(f"cutoffs.kind {cs.kind}: no custom cutoff falls in the training periods "
