@@ -1,7 +1,7 @@
 """Your own CRM from config alone: a foreign SaaS export (tests/foreign_crm.py) with nine months of
 history, day-resolution dates, zero-padded ids, Japanese activity names and a subscriptions table is
-ingested and trained for both tasks by the CLI with configs/saas_example.yaml, unchanged but for two
-speed settings (fewer refits and bootstrap rounds)."""
+ingested, trained for both tasks and scored by the CLI with configs/saas_example.yaml, unchanged but
+for two speed settings (fewer refits and bootstrap rounds)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from signals.cli import app
+from signals.cutoffs import custom_cutoffs
 from signals.io.tables import read_table
+from signals.jobs.score import run_score
+from signals.settings import load_settings
 from tests.foreign_crm import generate
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "saas_example.yaml"
@@ -66,3 +69,18 @@ def test_a_foreign_saas_crm_trains_both_tasks_from_config_alone(tmp_path, monkey
              for task in ("churn", "purchase")}
     assert plans["churn"]["margin_days"] == 32.0 and plans["purchase"]["margin_days"] == 0.0
     assert plans["churn"]["embargo"] in ("full", "test") and plans["purchase"]["embargo"] in ("full", "test")
+
+    # scoring: churn (trained 5 days before each monthly anniversary) scores the accounts due that
+    # day, purchase (the calendar grid) its whole population
+    day = "2025-11-20"
+    scored = runner.invoke(app, ["score", "-c", str(config), "--as-of", day, "--no-write", "--no-track"])
+    assert scored.exit_code == 0, scored.output
+    settings = load_settings(config)
+    run = run_score(settings, as_of=day, write=False)
+    due = custom_cutoffs(events, settings.cutoffs, catalog=settings.catalog, timezone=settings.timezone,
+                         start=day, end=day)
+    assert (due["cutoff"] == pd.Timestamp(day, tz="Asia/Tokyo")).all()
+    churn = run.signals[run.signals["task"] == "churn"]
+    purchase = run.signals[run.signals["task"] == "purchase"]
+    assert 0 < len(churn) <= len(due) and set(churn["customer_id"]) <= set(due["customer_id"])
+    assert len(purchase) > 3 * len(churn)

@@ -443,7 +443,7 @@ def score_command(
 ) -> None:
     """Score every customer as of a date: probability, rank, band, temperature, alarm and 3 reasons per task.
 
-    Loads each task's model, refuses events that do not fit its saved feature spec, builds the features as of the date for every customer seen before it, and writes one customer_signals row per customer and task to the sink (SQLite by default; sink.url_env names the variable with a PostgreSQL URL). Re-running the same date with the same model replaces its rows; other dates stay as history. Alarms: kizashi (purchase: temperature surge above the customer's usual, with a high purchase probability) and cooling (churn: high risk, or cooled down after being warm).
+    Loads each task's model, refuses events that do not fit its saved feature spec, builds the features as of the date for every customer seen before it (a task on custom cutoffs, cutoffs.kind table or anniversary for the tasks in cutoffs.tasks: only the customers due that day), and writes one customer_signals row per customer and task to the sink (SQLite by default; sink.url_env names the variable with a PostgreSQL URL). Re-running the same date with the same model replaces its rows; other dates stay as history. Alarms: kizashi (purchase: temperature surge above the customer's usual, with a high purchase probability) and cooling (churn: high risk, or cooled down after being warm).
     """
     from signals.jobs.score import run_score
     from signals.labels import TASKS

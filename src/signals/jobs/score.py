@@ -3,7 +3,8 @@
 ``run_score`` loads each task's model (a bundle folder, or the MLflow registry by alias), checks
 that the events can rebuild the features the model was trained on (its saved spec decides, never
 the current config), scores every customer first seen before the as-of instant
-(:func:`signals.modeling.scoring.score_models`), writes the ``customer_signals`` rows through the
+(:func:`signals.modeling.scoring.score_models`; a task on custom cutoffs, ``cutoffs.kind`` and
+``cutoffs.tasks``, only the customers due that day, :func:`due_customers`), writes the ``customer_signals`` rows through the
 configured sink (:mod:`signals.io.sinks`) and, when tracking is on, logs the run to MLflow.
 """
 
@@ -26,7 +27,7 @@ from signals.modeling.scoring import score_models, spec_mismatch, summarize
 from signals.schemas import TOUCHPOINT
 from signals.settings import Settings
 
-__all__ = ["ALIASES", "ScoreRun", "load_models", "run_score", "score"]
+__all__ = ["ALIASES", "ScoreRun", "due_customers", "load_models", "run_score", "score"]
 
 #: ``--model`` values that mean a registry alias (anything else is a folder).
 ALIASES = ("champion", "challenger")
@@ -79,6 +80,28 @@ def _check(models: list[LoadedModel], events: pd.DataFrame, customers: pd.DataFr
                   "or retrain the model on this data")
 
 
+def due_customers(settings: Settings, events: pd.DataFrame, instant: pd.Timestamp,
+                  tasks: Sequence[str]) -> dict[str, pd.Index]:
+    """The customers due at ``instant`` for each of ``tasks`` that trains and scores on custom cutoffs.
+
+    A task in ``cutoffs.tasks`` with ``cutoffs.kind`` ``table`` or ``anniversary`` was trained on
+    per-customer observation dates ("5 days before each monthly anniversary"): it is scored for the
+    customers whose custom cutoff is ``instant`` (:func:`signals.cutoffs.custom_cutoffs` with
+    ``start = end = instant``; the table is read from ``cutoffs.table``), not for everyone.
+    Tasks on the calendar grid are absent from the result.
+    """
+    from signals.cutoffs import custom_cutoffs
+    from signals.jobs.train import read_custom_cutoffs
+
+    custom = [task for task in tasks if settings.cutoffs.custom_for(task)]
+    if not custom:
+        return {}
+    rows = custom_cutoffs(events, settings.cutoffs, catalog=settings.catalog, timezone=settings.timezone,
+                          table=read_custom_cutoffs(settings), start=instant, end=instant)
+    ids = pd.Index(pd.unique(rows["customer_id"].astype(str)))
+    return dict.fromkeys(custom, ids)
+
+
 def run_score(
     settings: Settings,
     *,
@@ -92,7 +115,8 @@ def run_score(
     progress: Callable[[str], None] | None = None,
     show_progress: bool = True,
 ) -> ScoreRun:
-    """Score every customer as of ``as_of`` with each task's model and write the rows to the sink.
+    """Score every customer as of ``as_of`` with each task's model and write the rows to the sink
+    (a task on custom cutoffs: the customers due at ``as_of``, see :func:`due_customers`).
 
     ``events`` / ``customers`` default to ``paths.events`` / ``paths.customers``. ``progress``
     receives one line per stage; ``show_progress`` shows the sink's progress bar.
@@ -109,8 +133,12 @@ def run_score(
         raise ConfigError(f"as-of {as_of!r} is not a date or a time (e.g. 2026-01-01 or 2026-01-01T09:00)") from None
     models = load_models(settings, model, tasks=tasks)
     _check(models, events, customers, settings)
+    due = due_customers(settings, events, instant, [m.task for m in models])
+    if progress is not None:
+        for task, ids in due.items():
+            progress(f"{task}: custom cutoffs ({settings.cutoffs.kind}): {len(ids):,} customers due at {instant}")
     scored = score_models(events, models, instant, timezone=settings.timezone, customers=customers,
-                          settings=settings.scoring, labels=settings.labels, progress=progress)
+                          settings=settings.scoring, labels=settings.labels, progress=progress, due=due)
     if settings.scoring.views:
         clock = time.perf_counter()
         scored.signals = with_views(scored.signals, events, instant, settings, customers=customers)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -361,6 +361,7 @@ def score_models(
     index: EventIndex | None = None,
     scored_at: pd.Timestamp | None = None,
     progress: Callable[[str], None] | None = None,
+    due: Mapping[str, Collection[str]] | None = None,
 ) -> Scored:
     """Score every customer of each task's population as of ``as_of`` (see the module docstring).
 
@@ -368,8 +369,10 @@ def score_models(
     name, version, run_id). Every customer first seen before the as-of instant gets features (built
     once per distinct base spec); each task scores the customers of its population then (churn:
     active subscribers; purchase: no purchase in the quiet period), by the label rules the model
-    was trained with (``loaded.labels``, else ``labels``, else the defaults). Returns the
-    ``customer_signals`` rows of all tasks with the seconds per stage.
+    was trained with (``loaded.labels``, else ``labels``, else the defaults). ``due`` maps a task
+    trained on custom cutoffs to the customer ids whose cutoff is the as-of instant (the accounts
+    due that day, :func:`signals.cutoffs.custom_cutoffs`): only those of its population are scored.
+    Returns the ``customer_signals`` rows of all tasks with the seconds per stage.
     """
     from signals.cutoffs import as_of_instant
     from signals.features.window import index_events
@@ -411,6 +414,8 @@ def score_models(
         temps_all = temperature_table(index, rows, loaded.spec, cache=cache)
         rules = getattr(loaded, "labels", None) or labels or LabelSettings()
         member = in_population(X_all, loaded.task, rules, loaded.spec.catalog)
+        if due is not None and loaded.task in due:
+            member &= rows[CUSTOMER_ID].astype(str).isin(pd.Index(due[loaded.task]).astype(str)).to_numpy()
         positions = np.flatnonzero(member)
         temps, task_rows = temps_all.iloc[positions], rows.iloc[positions]
         lap("temperatures")
