@@ -88,7 +88,7 @@ class Touchpoint(_Frozen):
     given back (``refund``: refunds and credit notes, whose amounts may be exported negative);
     everything else is ``engagement``. ``valued`` says whether the type's touches carry amounts
     (deal sizes, MRR) that value features sum, average and take the last of; when not set,
-    purchases, renewals and refunds are valued.
+    purchases, renewals and refunds get their sums only (``false``: no value features).
     """
 
     channel: str = Field(min_length=1)
@@ -96,7 +96,7 @@ class Touchpoint(_Frozen):
     prior_points: float
     role: TouchpointRole = "engagement"
     valued: bool | None = Field(
-        default=None, description="its touches carry amounts (value features: sum, mean, last); null = by role")
+        default=None, description="its touches carry amounts (value features: sum, mean, last); null = sums for the money roles")
     label: str = Field(default="", description="singular noun used in reasons; empty = the name with spaces")
     description: str = ""
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from signals.features.matrix import build_features, feature_columns
 from signals.features.reference import reference_features
 from signals.features.spec import FeatureSpec
-from signals.features.value import valued_types
+from signals.features.value import summed_types, valued_types
 from signals.settings import Settings, Touchpoint, load_settings
 from tests.features.conftest import month_cutoffs, random_events
 from tests.features.test_matrix import assert_features_equal
@@ -42,10 +42,21 @@ def with_values(events: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.concat([events, same_second, day, day.assign(value=day["value"] * 2)], ignore_index=True)
 
 
+def tiny_purchases() -> tuple[pd.DataFrame, pd.DataFrame]:
+    events = pd.DataFrame({"customer_id": ["a", "a"], "ts": pd.to_datetime(["2025-01-01", "2025-01-05"], utc=True),
+                           "touchpoint": ["purchase", "renewal"], "value": [100.0, 50.0]})
+    return events, pd.DataFrame({"customer_id": ["a"], "cutoff": pd.to_datetime(["2025-02-01"], utc=True)})
+
+
 def test_valued_types_follow_the_catalog_flag_then_the_role():
-    assert valued_types(Settings().catalog) == ["purchase", "renewal"]  # the default catalog has no refund type
-    assert valued_types(valued_spec().catalog) == ["inquiry", "sales_visit", "purchase"]
+    assert valued_types(Settings().catalog) == []  # by default, the money roles get their sums only
+    assert summed_types(Settings().catalog) == ["purchase", "renewal"]  # the default catalog has no refund type
+    assert valued_types(valued_spec().catalog) == ["inquiry", "sales_visit"]
+    assert summed_types(valued_spec().catalog) == ["inquiry", "sales_visit", "purchase"]
     assert Touchpoint(channel="x", initiated_by="company", prior_points=1).valued is None
+    X = build_features(*tiny_purchases(), FeatureSpec.from_settings(load_settings()))
+    assert [c for c in feature_columns(X) if c.startswith("value") and c.endswith("__total")] == [
+        "value__purchase__total", "value__renewal__total"]  # sums only, as before valued types
 
 
 def test_sum_mean_and_last_on_a_tiny_table():

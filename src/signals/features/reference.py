@@ -118,13 +118,15 @@ def _reference_at(events: pd.DataFrame, ids: pd.Index, cutoff: pd.Timestamp, spe
     if "value" in spec.families:
         for name, tp in spec.catalog.items():
             if not (tp.role in ("purchase", "renewal", "refund") if tp.valued is None else tp.valued):
-                continue
+                continue  # no value features (valued: false, or not set and no money role)
             of_type = past[past[TOUCHPOINT] == name]
             for w in (*fs.windows_days, None):
                 label = "total" if w is None else window_label(w)
                 window = of_type if w is None else in_window(of_type, 0, w)
                 grouped = window.groupby(CUSTOMER_ID, observed=True)[VALUE]
                 out[feature_name("value", name, label)] = grouped.sum().reindex(ids, fill_value=0.0)
+                if tp.valued is not True:  # sums only (a money role, valued not set)
+                    continue
                 out[feature_name("value_mean", name, label)] = grouped.mean().reindex(ids)
                 # the last moment's touches (the same second): the largest value
                 second = window[TS].dt.floor("s")

@@ -129,9 +129,9 @@ _SECOND_DAYS = 1 / 86_400  # the last second before the cutoff (touches in one s
 
 
 def _value_types(spec: FeatureSpec) -> list[str]:
-    from signals.features.value import valued_types
+    from signals.features.value import summed_types
 
-    return valued_types(spec.catalog)
+    return summed_types(spec.catalog)
 
 
 def _typical_values(index: EventIndex, spec: FeatureSpec, before_ns: int) -> dict[str, float]:
