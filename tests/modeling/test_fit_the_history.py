@@ -76,6 +76,15 @@ def test_the_advice_names_settings_that_fit_with_numbers_for_this_data():
     assert "6 monthly cutoff(s) (2025-02-01..2025-07-01)" in message
     assert "--auto-split would train with" in message and "embargo before test only" in message
     assert "labels.churn.horizon_days=" in message
+    # the auto-split's plan as --set overrides (when one setting alone is not enough): they fit too
+    same = dict(re.findall(r"--set (\S+)=([^\s;.]+)", message.split("without it, the same split is")[1]))
+    assert same == {"cutoffs.n_training": "6", "model.backtest_origins": "1", "model.embargo": "test"}
+    from signals.modeling.splits import split_fits
+
+    plan = SplitPlan(int(same["cutoffs.n_training"]), int(same["model.backtest_origins"]), 2, 1,
+                     same["model.embargo"], 90.0, "monthly")
+    assert split_fits(training_grid(first, end, horizon_days=90, frequency="monthly", timezone="UTC",
+                                    n_cutoffs=plan.n_cutoffs), plan)
     # every option it names really fits
     options = re.findall(r"--set (\S+)=([^\s;.]+)", message.split("--auto-split would")[0])
     assert options

@@ -296,7 +296,7 @@ def split_advice(
 
     Lists every single setting that alone makes the split fit (origins, validation or test
     cutoffs, the embargo, the number of cutoffs, the horizon, weekly cutoffs), then what
-    ``--auto-split`` would pick.
+    ``--auto-split`` would pick and the ``--set`` overrides that give the same split without it.
     """
 
     def grid_for(horizon: float, frequency: str, n: int | None) -> pd.DatetimeIndex:
@@ -342,7 +342,10 @@ def split_advice(
     if options:
         parts.append("Any one of these fits this data: " + "; ".join(f"--set {o}" for o in options) + ".")
     if auto is not None:
-        parts.append(f"--auto-split would train with {auto.describe()}.")
+        same = [o for o, w in zip(auto.overrides(task), wanted.overrides(task), strict=True) if o != w]
+        parts.append(f"--auto-split would train with {auto.describe()}"
+                     + ("; without it, the same split is " + " ".join(f"--set {o}" for o in same) if same else "")
+                     + ".")
     else:
         minimal = replace(wanted, n_origins=1, n_validation=1, n_test=1, embargo="test")
         horizon = _largest_horizon(lambda h: split_fits(grid_for(h, wanted.frequency, None),
