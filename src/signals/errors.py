@@ -11,6 +11,8 @@ these, with a message that names the file, key, row or value to fix, whenever th
                    cannot support what was asked (no positives in the test period, a history
                    too short for the split)
 ``OutputError``    an output cannot be written (disk full, read-only, locked by another run)
+``TrackingError``  the MLflow tracking server or registry cannot be reached, dies mid-run,
+                   or lacks what was asked for (no champion alias, unknown model)
 =================  =======================================================================
 
 They subclass ``ValueError`` (``OutputError``: ``OSError``) so existing ``except ValueError``
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ConfigError", "DataError", "IngestError", "OutputError", "SignalsError"]
+__all__ = ["ConfigError", "DataError", "IngestError", "OutputError", "SignalsError", "TrackingError"]
 
 
 class SignalsError(Exception):
@@ -58,3 +60,11 @@ class IngestError(SignalsError, ValueError):
 
 class OutputError(SignalsError, OSError):
     """An output cannot be written: no space, no permission, or another run holds the folder."""
+
+
+class TrackingError(SignalsError, RuntimeError):
+    """MLflow cannot do what was asked: the store is unreachable or died, or a model or alias is missing.
+
+    The message names the tracking URI (without credentials), the step that failed and what
+    state the registry was left in (a champion alias is never left half-moved).
+    """

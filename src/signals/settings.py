@@ -42,6 +42,7 @@ __all__ = [
     "PLACEHOLDER_DATES",
     "PLACEHOLDER_IDS",
     "PathSettings",
+    "PromotionSettings",
     "Settings",
     "SimulateSettings",
     "ScoringSettings",
@@ -305,12 +306,40 @@ class ModelSettings(_Frozen):
         return _positive_unique(v, "half_life_grid_days")
 
 
-class MlflowSettings(_Frozen):
-    """Reserved (not used yet): MLflow tracking. No command reads this section today."""
+class PromotionSettings(_Frozen):
+    """When ``signals retrain`` moves the ``champion`` alias to the challenger.
 
-    tracking_uri: str = "sqlite:///mlflow.db"
-    experiment: str = "signals"
-    registered_model_prefix: str = "signals"
+    Both are scored on the same latest out-of-time cutoffs (the challenger's test cutoffs). The
+    challenger is promoted when its ROC AUC is not worse than the champion's by more than
+    ``auc_margin`` and its expected calibration error is at most ``max_ece``.
+    """
+
+    auc_margin: float = Field(default=0.005, ge=0, le=1,
+                              description="promote if challenger AUC >= champion AUC - auc_margin")
+    max_ece: float = Field(default=0.02, gt=0, le=1, description="and challenger ECE <= max_ece")
+
+
+class MlflowSettings(_Frozen):
+    """Where runs and registered models go (MLflow), and the champion / challenger rule.
+
+    Credentials never live here: MLflow reads ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` (or ``MLFLOW_TRACKING_TOKEN``) from the environment.
+    """
+
+    tracking_uri: str = Field(default="sqlite:///mlflow.db", min_length=1,
+                              description="a local store (sqlite:///file.db) or a server (http://host:5000)")
+    tracking_uri_env: str | None = Field(default="MLFLOW_TRACKING_URI",
+                                         description="if this environment variable is set, it replaces tracking_uri")
+    registry_uri: str | None = Field(default=None, description="model registry; null = the tracking store")
+    experiment: str = Field(default="signals", min_length=1)
+    artifact_location: str | None = Field(
+        default="mlartifacts",
+        description="artifact root of an experiment created on a local store (relative = to the working "
+                    "folder); null = the store's default. A server decides its own.")
+    registered_model_prefix: str = Field(default="signals", min_length=1,
+                                         description="registered models are <prefix>-churn and <prefix>-purchase")
+    track_training: bool = Field(default=True, description="`signals train` logs a run (--no-track opts out)")
+    promotion: PromotionSettings = PromotionSettings()
 
 
 class SinkSettings(_Frozen):
