@@ -1,11 +1,51 @@
-"""Test-wide settings: no telemetry, single-threaded OpenMP (tests run in parallel processes)."""
+"""Test-wide settings: no telemetry, single-threaded OpenMP (tests run in parallel processes), and a
+temporary MLflow store per test (migrated once per session, then copied)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
+
+import pytest
 
 # Parallel test workers each running a 2-thread OpenMP LightGBM on a 2-core machine spin-wait
 # against each other; one thread per worker is faster and deterministic.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# a developer's own tracking server must never receive test runs
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLFLOW_REGISTRY_URI", None)
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory) -> Path:
+    """An empty, fully migrated MLflow SQLite store, built once per test session.
+
+    Creating one costs seconds of schema migrations; with pytest-xdist the workers share one
+    file (the first builds it under a lock, the others wait and reuse it).
+    """
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent  # shared by the xdist workers of one session
+    path = root / "mlflow-template.db"
+    with open(root / "mlflow-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            from mlflow import MlflowClient
+
+            building = root / "mlflow-template.building.db"
+            building.unlink(missing_ok=True)
+            MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments()
+            os.replace(building, path)
+    return path
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, mlflow_template_db) -> list[str]:
+    """A fresh MLflow store for one test (a copy of the template): the ``--set`` overrides that use it."""
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(mlflow_template_db, db)
+    return [f"mlflow.tracking_uri=sqlite:///{db}", f"mlflow.artifact_location={tmp_path / 'mlartifacts'}",
+            "mlflow.tracking_uri_env=null"]

@@ -362,10 +362,16 @@ def train_command(
                                           "validation / test cutoffs, then the embargo before test only). The horizon "
                                           "and the embargo before test are never changed."),
     ] = False,
+    track: Annotated[
+        bool | None,
+        typer.Option("--track/--no-track", help="Log the run to MLflow (mlflow.tracking_uri: params, metrics with "
+                                                "intervals, the bundle and the pyfunc model). Default: "
+                                                "mlflow.track_training (on).", show_default=False),
+    ] = None,
 ) -> None:
     """Train LightGBM for a task on paths.events and evaluate it out of time.
 
-    A rolling-origin backtest: model.backtest_origins test origins, each with its own train / validation / test cutoffs and an embargo of one label horizon; each origin fits with early stopping and calibrates on validation. The latest origin's model is kept: its points table (the own effect of one more touch of each type now, with intervals from refitting on customer samples; shared and total parts; "n/a" where a touch is outside the task's population or the training data) and the temperature half-life are learned. The model and the baselines (logistic regression, prior-points temperature, RFM, falling frequency, learned-points temperature) are scored per origin and pooled. Writes the model bundle (whole or not at all; one run per bundle) and figures. Fails with the reason and no bundle when the split does not fit the history or a validation / test period has too few positives.
+    A rolling-origin backtest: model.backtest_origins test origins, each with its own train / validation / test cutoffs and an embargo of one label horizon; each origin fits with early stopping and calibrates on validation. The latest origin's model is kept: its points table (the own effect of one more touch of each type now, with intervals from refitting on customer samples; shared and total parts; "n/a" where a touch is outside the task's population or the training data) and the temperature half-life are learned. The model and the baselines (logistic regression, prior-points temperature, RFM, falling frequency, learned-points temperature) are scored per origin and pooled. Writes the model bundle (whole or not at all; one run per bundle) and figures. Fails with the reason and no bundle when the split does not fit the history or a validation / test period has too few positives. Logs one MLflow run named "<task> <as-of date>" (role candidate: params, metrics with intervals, the bundle and the pyfunc model) unless --no-track.
     """
     from signals.jobs.train import run_train
     from signals.labels import TASKS
@@ -374,9 +380,130 @@ def train_command(
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     settings = load_cli_settings(config, overrides)
     _check_training_inputs(settings)
+    tracked = settings.mlflow.track_training if track is None else track
     run = run_train(settings, task=task, out_dir=out, auto_split=auto_split,
-                    progress=lambda m: err_console.print(f"  {m}", style="dim"))
+                    progress=lambda m: err_console.print(f"  {m}", style="dim"), track=tracked)
     print_training(run)
+    if run.run_id is not None:
+        from signals.io.tracking import redact, tracking_uri
+
+        console.print(f"MLflow run {run.run_id} in {redact(tracking_uri(settings))} "
+                      f"(experiment {settings.mlflow.experiment!r}; `signals ui` to browse)")
+
+
+def print_retrain(result) -> None:
+    """One block per task of a retrain: challenger vs champion, the decision, drift and moved points."""
+    from rich.markup import escape
+
+    for task, r in result.tasks.items():
+        ch = r.comparison[(r.comparison["model"] == "challenger") & (r.comparison["metric"] == "roc_auc")].iloc[0]
+        line = (f"[bold]{task} {r.label}[/bold]: challenger ROC AUC {_interval(ch.estimate, ch.low, ch.high)}"
+                f", ECE {r.challenger_metrics['ece']:.4f}")
+        if r.champion_metrics is not None:
+            line += (f"; champion v{r.champion_before} {r.champion_metrics['roc_auc']:.3f} "
+                     f"(difference {r.paired_auc['estimate']:+.3f} [{r.paired_auc['low']:+.3f}, {r.paired_auc['high']:+.3f}])")
+        console.print(line + f" on {len(r.test_rows):,} test rows")
+        verdict = "[green]promoted[/green]" if r.decision.promote else "[yellow]not promoted[/yellow]"
+        where = f" -> version {r.version}, champion = v{r.champion_after}" if r.version else ""
+        console.print(f"  {verdict}: {escape(r.decision.reason)}{where}")
+        top = r.drift.head(3)
+        console.print("  drift (PSI, training window vs as-of population): "
+                      + ", ".join(f"{d.feature} {d.psi:.2f} ({d.level})" for d in top.itertuples())
+                      + f"; base rate {r.base_rate['reference_rate']:.3%} -> {r.base_rate['current_rate']:.3%}")
+        moved = r.points_diff.dropna(subset=["change"]).head(4)
+        if len(moved):
+            console.print("  points vs champion: " + ", ".join(
+                f"{m.touchpoint} {m.previous_points:.1f} -> {m.points:.1f}" for m in moved.itertuples()))
+        console.print(f"  {r.seconds:.0f} s" + (f", run {r.run_id}" if r.run_id else ""), style="dim")
+
+
+@app.command("retrain")
+def retrain_command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Retrain as of this date (its first moment in the config's timezone): only "
+                                     "events before it are used. Default: today."),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Backfill: first as-of date (with --to and --every).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Backfill: last as-of date (inclusive).")] = None,
+    every: Annotated[str, typer.Option("--every", help="Backfill step: 1M (monthly), 2W, 14D.")] = "1M",
+    tasks: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="churn or purchase (repeatable); default: both.")
+    ] = None,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Log and register in MLflow (off: compare nothing, "
+                                                       "promote nothing, just report).")
+    ] = True,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Backfill: folder for points_over_time.png/.csv; default: paths.reports_dir.")
+    ] = None,
+) -> None:
+    """Retrain a challenger and promote it to champion only if it holds up (champion / challenger).
+
+    For each task: trains on the rolling window (cutoffs.n_training cutoffs) ending at --as-of, scores the challenger and the registered champion (<prefix>-<task>@champion) on the same latest out-of-time cutoffs, and moves the champion alias only when the challenger's ROC AUC is at most mlflow.promotion.auc_margin below the champion's and its ECE is at most mlflow.promotion.max_ece (no champion yet: the first challenger becomes champion). Logs the run with the decision and its reason as tags, a drift report (PSI per feature, label base rate) and the points diff against the champion.
+
+    With --from/--to/--every it replays retraining over history (one parent run) and writes points_over_time.png: each touchpoint's learned points per retrain, with the simulator's true weights before and after the shift when paths.truth exists.
+    """
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from signals.jobs.retrain import as_of_dates, run_backfill, run_retrain
+    from signals.labels import TASKS
+
+    chosen = tuple(tasks or TASKS)
+    bad = [t for t in chosen if t not in TASKS]
+    if bad:
+        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {', '.join(map(repr, bad))}")
+    if (start is None) != (end is None):
+        raise ConfigError("a backfill needs both --from and --to")
+    if start is not None and as_of is not None:
+        raise ConfigError("give either --as-of or --from/--to, not both")
+    settings = load_cli_settings(config, overrides)
+    _check_training_inputs(settings)
+    note = lambda m: err_console.print(f"  {m}", style="dim")  # noqa: E731
+    if start is not None:
+        try:
+            dates = as_of_dates(start, end, every)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        result = run_backfill(settings, start=dates[0], end=dates[-1], every=every, tasks=chosen, track=track,
+                              progress=note, out_dir=out, on_retrain=print_retrain)
+        console.print(f"{len(result.retrains)} retrains in {result.seconds:.0f} s; points over time -> "
+                      f"{result.figure}" + (f" (also logged to run {result.parent_run_id})" if result.parent_run_id else ""))
+    else:
+        day = as_of or dt.datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
+        print_retrain(run_retrain(settings, as_of=day, tasks=chosen, track=track, progress=note))
+
+
+@app.command("ui")
+def ui_command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 5000,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on (keep 127.0.0.1 unless you mean it).")]
+        = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI for the configured store (mlflow.tracking_uri) on http://127.0.0.1:5000.
+
+    Runs `mlflow ui` in the foreground until Ctrl-C. Runs are named "<task> <as-of date>" and tagged task, as_of, role (candidate / challenger / champion / backfill) and data_source: filter with e.g. tags.task = 'purchase', tick two runs and press Compare. A tracking server (http://...) has its own UI: open its URL instead.
+    """
+    import subprocess
+
+    from signals.io.tracking import redact, tracking_uri
+    from signals.io.tracking import ui_command as build
+
+    settings = load_cli_settings(config, overrides)
+    command = build(settings, host=host, port=port)
+    console.print(f"MLflow UI for {redact(tracking_uri(settings))} on http://{host}:{port} (Ctrl-C to stop)")
+    try:
+        code = subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code=code)
 
 
 def _check_training_inputs(settings: Settings) -> None:

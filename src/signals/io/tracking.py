@@ -37,6 +37,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,14 +278,17 @@ class Tracker:
         return _step(self.shown, what, state=state)
 
     # ---- runs ----------------------------------------------------------------------------
-    def start_run(self, name: str, tags: Mapping[str, str], *, parent_run_id: str | None = None) -> str:
+    def start_run(self, name: str, tags: Mapping[str, str], *, parent_run_id: str | None = None,
+                  started: float | None = None) -> str:
+        """Create a run; ``started`` (seconds since the epoch) back-dates it to when the work began."""
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
         all_tags = {MLFLOW_RUN_NAME: name, **{k: str(v) for k, v in tags.items()}}
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         with self.step(f"starting run {name!r}"):
-            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags,
+                                         start_time=None if started is None else int(started * 1000))
         return run.info.run_id
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
@@ -504,7 +508,7 @@ def log_training_run(run: TrainRun, settings: Settings, *, events: pd.DataFrame 
     label = as_of_label(as_of, settings.timezone) if as_of is not None else dt.date.today().isoformat()
     tags = {"task": trained.task, "as_of": label, "role": role, "data_source": data_source(settings, run.truth),
             "mlflow.note.content": note(trained)}
-    run_id = tracker.start_run(f"{trained.task} {label}", tags)
+    run_id = tracker.start_run(f"{trained.task} {label}", tags, started=time.time() - run.seconds)
     try:
         log_trained(tracker, run_id, trained, run.bundle, settings, events=events, customers=customers, as_of=as_of)
         if run.truth is not None:

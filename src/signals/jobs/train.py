@@ -79,6 +79,7 @@ class TrainRun:
     bundle: Path
     truth: dict | None
     seconds: float
+    run_id: str | None = None  # the MLflow run, when tracked
 
 
 def load_inputs(settings: Settings, *, require_static: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None, dict | None]:
@@ -204,13 +205,15 @@ def run_train(
     out_dir: Path | None = None,
     auto_split: bool = False,
     progress: Callable[[str], None] | None = None,
+    track: bool = False,
 ) -> TrainRun:
     """Train ``task`` on ``paths.events`` and write its bundle to ``out_dir`` (default ``paths.models_dir/<task>``).
 
     Holds the bundle's lock for the whole run, saves the fitted model to
     :func:`checkpoint_folder` before the later steps, and replaces the bundle in one step at the
     end. Nothing is written when the data cannot support the task (a
-    :class:`~signals.errors.DataError` before the model is fitted).
+    :class:`~signals.errors.DataError` before the model is fitted). With ``track=True`` the run is
+    also logged to MLflow (:func:`signals.io.tracking.log_training_run`) once the bundle is in place.
 
     Raises
     ------
@@ -218,8 +221,16 @@ def run_train(
         Another run holds the bundle, or it cannot be written.
     DataError
         The split does not fit the history, or a validation / test period has too few positives.
+    TrackingError
+        ``track=True`` and the MLflow store cannot be reached (checked before training) or fails
+        while the run is logged (the bundle is written by then).
     """
     started = time.perf_counter()
+    tracker = None
+    if track:
+        from signals.io.tracking import Tracker, log_training_run
+
+        tracker = Tracker.connect(settings)  # fail fast, before any training
     bundle = Path(out_dir or Path(settings.paths.models_dir) / task)
     checkpoint = checkpoint_folder(bundle)
     with folder_lock(bundle, what=f"signals train --task {task}"):
@@ -254,4 +265,7 @@ def run_train(
             write_bundle(trained, tmp, truth=truth, settings=settings, seconds=seconds, auto_split=auto_split)
         with contextlib.suppress(OSError):
             shutil.rmtree(checkpoint)
-    return TrainRun(trained, bundle, truth, seconds)
+        run = TrainRun(trained, bundle, truth, seconds)
+        if tracker is not None:
+            run.run_id = log_training_run(run, settings, events=events, customers=customers, tracker=tracker)
+    return run

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["plot_calibration", "plot_gains", "plot_half_life", "plot_metrics", "plot_metrics_by_origin", "plot_points",
-           "plot_score_distribution", "save_figure"]
+           "plot_points_over_time", "plot_score_distribution", "save_figure"]
 
 _COLORS = {"lightgbm": "#1f77b4", "learned_temperature": "#d62728", "logistic_regression": "#2ca02c",
            "prior_temperature": "#ff7f0e", "rfm": "#7f7f7f", "falling_frequency": "#9467bd"}
@@ -185,4 +185,62 @@ def plot_score_distribution(signals: pd.DataFrame) -> Figure:
         ax.set_title(f"{task}: {len(part):,} customers")
         ax.set_xlabel("calibrated probability")
         ax.legend(fontsize=8)
+    return fig
+
+
+def plot_points_over_time(history: pd.DataFrame, *, truth: dict | None = None,
+                          touchpoints: list[str] | None = None) -> Figure:
+    """Learned points per touchpoint at each retrain (one panel per task), with the simulator's
+    true weights before and after the behaviour shift as dashed steps when ``truth`` is given.
+
+    ``history`` has ``as_of``, ``task``, ``touchpoint``, ``learned_points``. True weights are
+    log-odds; they are drawn on the points scale with one factor per task (the mean over the
+    retrains of ``sum |learned| / sum |true|`` over the types the truth defines), churn weights
+    negated like the points (a touch that lowers churn risk earns points).
+    """
+    from matplotlib import colormaps
+
+    tasks = list(dict.fromkeys(history["task"]))
+    fig = _figure(9.0, 4.2 * len(tasks))
+    palette = colormaps["tab10"]
+    shift = pd.Timestamp(truth["shift_date"], tz="UTC") if truth and truth.get("shift_date") else None
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(len(tasks), 1, i + 1)
+        part = history[history["task"] == task]
+        weights = (truth or {}).get("weights", {}).get(task)
+        types = touchpoints or (list(weights.get("before", weights)) if weights else list(dict.fromkeys(part["touchpoint"])))
+        wide = part.pivot_table(index="as_of", columns="touchpoint", values="learned_points").sort_index()
+        x = pd.to_datetime(wide.index)
+        sign = -1.0 if task == "churn" else 1.0
+        factor = None
+        if weights:
+            before, after = weights.get("before", weights), weights.get("after", weights)
+            true_abs = np.array([sum(abs(regime[t]) for t in types if t in regime) for regime in (before, after)])
+            learned_abs = wide[[t for t in types if t in wide.columns]].abs().sum(axis=1).to_numpy()
+            factor = float(np.mean(learned_abs) / max(true_abs.mean(), 1e-12))
+        for k, tp in enumerate(types):
+            if tp not in wide.columns:
+                continue
+            color = palette(k % 10)
+            ax.plot(x, wide[tp], marker="o", ms=3, color=color, label=tp)
+            if factor is not None:
+                b, a = sign * before.get(tp, np.nan) * factor, sign * after.get(tp, np.nan) * factor
+                lo, hi = x.min(), x.max()
+                if shift is None or shift > hi:
+                    ax.hlines(b, lo, hi, colors=[color], linestyles="--", lw=1)
+                elif shift <= lo:
+                    ax.hlines(a, lo, hi, colors=[color], linestyles="--", lw=1)
+                else:
+                    ax.hlines(b, lo, shift, colors=[color], linestyles="--", lw=1)
+                    ax.hlines(a, shift, hi, colors=[color], linestyles="--", lw=1)
+        if shift is not None and x.min() <= shift <= x.max():
+            ax.axvline(shift, color="black", lw=0.8, ls=":")
+            ax.annotate("behaviour shift", (shift, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                        textcoords="offset points", fontsize=8)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_ylabel("learned points per touch" + (" (+ = lowers churn)" if task == "churn" else ""))
+        ax.set_title(f"{task}: learned points at each retrain"
+                     + ("; dashed = true weight x scale (before / after the shift)" if factor is not None else ""),
+                     fontsize=10)
+        ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig

@@ -12,7 +12,8 @@ and tests share one path.
 - a **feature frame**: the columns of :func:`signals.build_features` (extra columns are ignored),
   returning one calibrated probability per row in a ``probability`` column; or
 - **raw canonical events** (``customer_id, ts, touchpoint[, value, source]`` plus the raw
-  static attribute columns the spec needs, e.g. ``segment``) and an as-of date, given as the
+  static attribute columns the spec needs, e.g. ``segment``, and optionally the customer's
+  ``first_seen``, each repeated on the customer's rows) and an as-of date, given as the
   ``as_of`` parameter (``params={"as_of": "2025-11-01"}``) or an ``as_of`` column. The features
   are built with the *saved* spec (the spec, not the caller, decides the features) for every
   customer seen before the as-of instant, returning ``customer_id, cutoff, probability``.
@@ -31,7 +32,10 @@ package is not installed (a Spark executor with the pinned requirements).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -57,11 +61,13 @@ __all__ = [
     "save_pyfunc",
 ]
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # models:/, runs:/, s3://, ... (not C:/)
 PYFUNC_ARTIFACT = "bundle"          # the bundle folder inside a pyfunc model's artifacts
 INFO_FILE = "signal.json"           # task, time zone, horizon and provenance, next to the bundle
 THRESHOLDS_FILE = "thresholds.json"  # validation-chosen cut points (bands, alarms), if the bundle has them
 PROBABILITY = "probability"
 AS_OF = "as_of"
+FIRST_SEEN = "first_seen"
 EVENT_COLUMNS = (CUSTOMER_ID, TS, TOUCHPOINT, VALUE, SOURCE)
 _REQUIREMENTS = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "scipy", "pydantic", "pyarrow", "pyyaml")
 
@@ -178,14 +184,20 @@ class SignalBundle:
 # the pyfunc wrapper
 
 def _customers_from_events(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame | None:
-    """A customers table from static attribute columns carried on the event rows (first value per customer)."""
-    if not columns:
-        return None
+    """A customers table from the static attribute columns (and ``first_seen``, if given) carried on
+    the event rows: the first value per customer."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"the model uses static attributes {list(columns)}: add column(s) {missing} to the "
                          f"event rows (one value per customer)")
-    table = frame[[CUSTOMER_ID, *columns]].assign(**{CUSTOMER_ID: frame[CUSTOMER_ID].astype(str)})
+    wanted = [*columns, *([FIRST_SEEN] if FIRST_SEEN in frame.columns else [])]
+    if not wanted:
+        return None
+    table = frame[[CUSTOMER_ID, *wanted]].assign(**{CUSTOMER_ID: frame[CUSTOMER_ID].astype(str)})
+    if FIRST_SEEN in wanted:
+        from signals.schemas import to_utc
+
+        table[FIRST_SEEN] = to_utc(table[FIRST_SEEN], what="first_seen").to_numpy()
     return table.groupby(CUSTOMER_ID, sort=True, observed=True).first().reset_index()
 
 
@@ -226,7 +238,7 @@ def model_signature(bundle: SignalBundle, example: pd.DataFrame):
     for name in features:  # the model's own first (spark_udf takes unnamed columns in this order)
         numeric = pd.api.types.is_numeric_dtype(example[name].dtype) if name in example.columns else True
         inputs.append(ColSpec("double" if numeric else AnyType(), name, required=False))
-    extra = [CUSTOMER_ID, CUTOFF, AS_OF, TS, TOUCHPOINT, VALUE, SOURCE, *bundle.spec.static_columns]
+    extra = [CUSTOMER_ID, CUTOFF, AS_OF, TS, TOUCHPOINT, VALUE, SOURCE, FIRST_SEEN, *bundle.spec.static_columns]
     inputs += [ColSpec(AnyType(), name, required=False) for name in dict.fromkeys(extra) if name not in features]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", PROBABILITY)]),
                           params=ParamSchema([ParamSpec(AS_OF, "string", None)]))
@@ -245,6 +257,17 @@ from signals.modeling.pyfunc import SignalPyfunc
 
 mlflow.models.set_model(SignalPyfunc())
 '''
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _requirements() -> list[str]:
@@ -281,11 +304,12 @@ def save_pyfunc(bundle_folder: str | Path, path: str | Path, *, example: pd.Data
         sample = serving_frame(bundle, example.head(5))
         script = Path(tmp) / "signal_model.py"  # models from code: no pickled objects in the model
         script.write_text(_MODEL_SCRIPT, encoding="utf-8")
-        mlflow.pyfunc.save_model(
-            path, python_model=str(script), artifacts={PYFUNC_ARTIFACT: str(staged)},
-            code_paths=[str(code)], signature=model_signature(bundle, example), input_example=sample,
-            pip_requirements=_requirements(), metadata={"task": bundle.task, "signals_version": signals.__version__},
-        )
+        with _quiet("mlflow"):  # it logs "validating the input example" at INFO on every save
+            mlflow.pyfunc.save_model(
+                path, python_model=str(script), artifacts={PYFUNC_ARTIFACT: str(staged)},
+                code_paths=[str(code)], signature=model_signature(bundle, example), input_example=sample,
+                pip_requirements=_requirements(), metadata={"task": bundle.task, "signals_version": signals.__version__},
+            )
     return path
 
 
@@ -293,7 +317,7 @@ def save_pyfunc(bundle_folder: str | Path, path: str | Path, *, example: pd.Data
 # loading
 
 def load_signal_model(uri_or_folder: str | Path, *, tracking_uri: str | None = None,
-                      registry_uri: str | None = None) -> SignalBundle:
+                      registry_uri: str | None = None, dst: str | Path | None = None) -> SignalBundle:
     """Load a model for scoring, wherever it is.
 
     Parameters
@@ -304,6 +328,9 @@ def load_signal_model(uri_or_folder: str | Path, *, tracking_uri: str | None = N
         ``runs:/<run_id>/model``.
     tracking_uri, registry_uri : str, optional
         The MLflow store to resolve a URI against (default: MLflow's own, ``MLFLOW_TRACKING_URI``).
+    dst : str or Path, optional
+        Where to download a URI's model (default: a new temporary folder, kept: the bundle's
+        tables such as ``points.csv`` are read from it on demand).
 
     Returns
     -------
@@ -319,13 +346,13 @@ def load_signal_model(uri_or_folder: str | Path, *, tracking_uri: str | None = N
     """
     text = str(uri_or_folder)
     local = Path(text)
-    if "://" not in text and ":/" not in text[:12]:
+    if not _URI.match(text):
         if (local / "MLmodel").is_file():
             return SignalBundle.load(local / "artifacts" / PYFUNC_ARTIFACT)
         return SignalBundle.load(local)
     from signals.io.tracking import download_model
 
-    folder, provenance = download_model(text, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    folder, provenance = download_model(text, tracking_uri=tracking_uri, registry_uri=registry_uri, dst=dst)
     bundle = SignalBundle.load(Path(folder) / "artifacts" / PYFUNC_ARTIFACT)
     bundle.info.update(provenance)
     return bundle

@@ -1,0 +1,235 @@
+"""MLflow tracking of a training run, and the bundle as a pyfunc model (on a temporary SQLite store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from signals.cli import app
+from signals.errors import TrackingError
+from signals.features.matrix import build_features
+from signals.features.spec import FeatureSpec
+from signals.io.tracking import (
+    Tracker,
+    feature_spec_hash,
+    flatten_settings,
+    log_training_run,
+    redact,
+    run_name,
+    tracking_uri,
+)
+from signals.jobs.train import TrainRun, write_bundle
+from signals.modeling.pyfunc import SignalBundle, load_signal_model, serving_frame
+from signals.modeling.training import fit_task
+from signals.settings import load_settings
+from signals.simulate import simulate_crm
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "simulate.n_customers=1500",
+    "cutoffs.n_training=10",
+    "model.lightgbm.num_threads=1",
+    "model.bootstrap_rounds=30",
+    "model.points_reference_rows=300",
+]
+
+
+# ---- names and params (no store) ----------------------------------------------------------
+
+def test_run_names_are_task_and_local_as_of_date():
+    assert run_name("purchase", pd.Timestamp("2025-10-30 15:00", tz="UTC"), "Asia/Tokyo") == "purchase 2025-10-31"
+    assert run_name("churn", "2025-10-31") == "churn 2025-10-31"
+
+
+def test_params_are_the_resolved_config_without_secrets():
+    settings = load_settings(overrides=["sink.url=postgresql://crm:hunter2@db.example/crm",
+                                        "mlflow.tracking_uri=https://bob:pw@mlflow.example"])
+    params = flatten_settings(settings)
+    assert params["sink.url"] == "postgresql://crm:***@db.example/crm"
+    assert params["mlflow.tracking_uri"] == "https://bob:***@mlflow.example"
+    assert "hunter2" not in json.dumps(params) and "pw@" not in json.dumps(params)
+    assert params["model.lightgbm.learning_rate"] == "0.05"
+    assert params["mlflow.promotion.auc_margin"] == "0.005"
+    assert all(len(k) <= 250 and len(v) <= 6000 for k, v in params.items())
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_feature_spec_hash_ignores_learned_points_but_not_windows():
+    settings = load_settings()
+    spec = FeatureSpec.from_settings(settings)
+    learned = spec.with_learned_points({"webinar": 3.0}, 30)
+    assert feature_spec_hash(spec) == feature_spec_hash(learned)
+    other = FeatureSpec.from_settings(load_settings(overrides=["features.windows_days=[7, 30]"]))
+    assert feature_spec_hash(other) != feature_spec_hash(spec)
+
+
+def test_tracking_uri_comes_from_the_environment_when_set(monkeypatch):
+    settings = load_settings(overrides=["mlflow.tracking_uri=sqlite:///a.db"])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(settings) == "sqlite:///a.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    assert tracking_uri(settings) == "http://mlflow.internal:5000"
+    assert tracking_uri(load_settings(overrides=["mlflow.tracking_uri_env=null"])) == "sqlite:///mlflow.db"
+
+
+def test_an_unreachable_server_is_a_clear_error_before_any_work(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    settings = load_settings(overrides=[f"mlflow.tracking_uri=http://user:secret@127.0.0.1:{port}",
+                                        "mlflow.tracking_uri_env=null"])
+    with pytest.raises(TrackingError, match=r"cannot be reached") as err:
+        Tracker.connect(settings)
+    assert "secret" not in str(err.value) and f"127.0.0.1:{port}" in str(err.value)
+    # the CLI fails fast (no events are even read) and prints one line, no traceback
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "--task", "purchase", "--set",
+                                      f"mlflow.tracking_uri=http://127.0.0.1:{port}", "--set", "mlflow.tracking_uri_env=null"])
+    assert result.exit_code == 1 and "cannot be reached" in result.output and "Traceback" not in result.output
+    # --no-track never talks to the store: the missing events are the error
+    result = CliRunner().invoke(app, ["train", "--task", "purchase", "--no-track", "--set",
+                                      f"mlflow.tracking_uri=http://127.0.0.1:{port}"])
+    assert result.exit_code == 1 and "signals simulate" in result.output
+
+
+# ---- a tracked training run ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_world(tmp_path_factory):
+    settings = load_settings(ROOT / "configs" / "demo.yaml", overrides=SMALL)
+    world = simulate_crm(settings)
+    trained = fit_task(world.events, settings, task="purchase", customers=world.customers)
+    folder = write_bundle(trained, tmp_path_factory.mktemp("bundle") / "purchase", truth=world.truth,
+                          settings=settings, seconds=1.0)
+    return settings, world, trained, folder
+
+
+@pytest.fixture
+def logged(trained_world, mlflow_store):
+    settings, world, trained, folder = trained_world
+    settings = load_settings(ROOT / "configs" / "demo.yaml", overrides=[*SMALL, *mlflow_store])
+    run_id = log_training_run(TrainRun(trained, folder, world.truth, 1.0), settings, events=world.events,
+                              customers=world.customers)
+    return settings, world, trained, run_id
+
+
+@pytest.mark.slow
+def test_a_training_run_is_named_tagged_and_has_every_metric_and_the_bundle(logged):
+    from mlflow import MlflowClient
+
+    settings, world, trained, run_id = logged
+    client = MlflowClient(tracking_uri(settings))
+    run = client.get_run(run_id)
+    assert run.info.run_name == "purchase 2026-01-01" and run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert (tags["task"], tags["as_of"], tags["role"]) == ("purchase", "2026-01-01", "candidate")
+    assert tags["data_source"].startswith("simulated (sfa, marketing, support)")
+    params = run.data.params
+    for key in ("run.cutoffs_train", "run.cutoffs_validation", "run.cutoffs_test", "run.half_life_days",
+                "run.feature_spec_sha256", "run.signals_version", "run.git_commit", "data.first_event",
+                "data.last_event", "model.lightgbm.num_leaves", "catalog.seminar.prior_points"):
+        assert params.get(key), key
+    assert json.loads(params["run.cutoffs_test"]) == [f"{t:%Y-%m-%d}" for t in trained.split.test]
+    assert params["run.feature_spec_sha256"] == feature_spec_hash(trained.spec)
+    metrics = run.data.metrics
+    for model in trained.metrics["model"].unique():
+        for metric in ("roc_auc", "pr_auc", "top_decile_lift", "brier", "ece"):
+            key = f"{model}.{metric}"
+            assert metrics[f"{key}_low"] <= metrics[key] + 1e-9 or metric == "ece", key
+            assert f"{key}_high" in metrics, key
+    assert metrics["lightgbm.roc_auc"] == pytest.approx(trained.metric("lightgbm", "roc_auc"))
+    assert "truth.spearman" in metrics and "points.webinar" in metrics
+    listed = {a.path for a in client.list_artifacts(run_id, "bundle")}
+    assert {"bundle/points.csv", "bundle/metrics.csv", "bundle/summary.json", "bundle/top_reasons.csv",
+            "bundle/spec.json", "bundle/figures", "bundle/model"} <= listed
+    figures = {Path(a.path).name for a in client.list_artifacts(run_id, "bundle/figures")}
+    assert {"points.png", "metrics.png", "calibration.png"} <= figures
+    assert any(a.path == "model/MLmodel" for a in client.list_artifacts(run_id, "model"))
+
+
+@pytest.mark.slow
+def test_the_pyfunc_model_reproduces_the_test_probabilities(logged):
+    import mlflow.pyfunc
+
+    settings, world, trained, run_id = logged
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(settings)
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    rows = trained.test_scores[["customer_id", "cutoff"]]
+    spec = FeatureSpec.from_json(trained.spec.to_json())
+    X = build_features(world.events, rows, spec, customers=world.customers)
+    expected = trained.test_scores["prob__lightgbm"].to_numpy()
+    # a feature frame straight from build_features (categoricals, int32 counts, tz-aware cutoffs)
+    np.testing.assert_allclose(model.predict(X)["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
+    # raw canonical events + as-of: the features come from the saved spec
+    last = max(trained.split.test)
+    attributes = world.customers[["customer_id", "first_seen", "segment", "industry", "region", "employees"]]
+    events = world.events.merge(attributes, on="customer_id", how="left")
+    out = model.predict(events, params={"as_of": last.isoformat()})
+    assert list(out.columns) == ["customer_id", "cutoff", "probability"]
+    got = out.set_index("customer_id")["probability"]
+    at_last = trained.test_scores[trained.test_scores["cutoff"] == last]
+    np.testing.assert_allclose(got.loc[at_last["customer_id"].astype(str)].to_numpy(),
+                               at_last["prob__lightgbm"].to_numpy(), rtol=0, atol=1e-12)
+    # the loader for scoring gives the same model, spec and provenance
+    bundle = load_signal_model(f"runs:/{run_id}/model", tracking_uri=tracking_uri(settings))
+    assert bundle.task == "purchase" and bundle.timezone == "Asia/Tokyo" and bundle.info["run_id"] == run_id
+    assert bundle.spec == trained.spec
+    np.testing.assert_allclose(bundle.predict(X), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_mlflow_models_predict_accepts_the_model(logged, tmp_path):
+    settings, world, trained, run_id = logged
+    rows = trained.test_scores[["customer_id", "cutoff"]].head(40)
+    bundle = load_signal_model(f"runs:/{run_id}/model", tracking_uri=tracking_uri(settings), dst=tmp_path / "m")
+    X = build_features(world.events, rows, bundle.spec, customers=world.customers)
+    frame = serving_frame(bundle, X)
+    request = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False, double_precision=15))}
+    (tmp_path / "in.json").write_text(json.dumps(request))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(settings)}
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    done = subprocess.run([str(mlflow_cli), "models", "predict", "-m", f"runs:/{run_id}/model", "-i",
+                           str(tmp_path / "in.json"), "-t", "json", "--env-manager", "local", "-o",
+                           str(tmp_path / "out.json")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    predictions = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    got = np.array([p["probability"] for p in predictions])
+    np.testing.assert_allclose(got, trained.test_scores["prob__lightgbm"].head(40).to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_a_bundle_folder_loads_for_scoring(trained_world):
+    settings, world, trained, folder = trained_world
+    bundle = load_signal_model(folder)
+    assert isinstance(bundle, SignalBundle) and bundle.task == "purchase" and bundle.thresholds is None
+    assert bundle.feature_names == trained.model.feature_names_
+    (folder / "thresholds.json").write_text(json.dumps({"bands": [0.05, 0.2]}))
+    try:
+        assert load_signal_model(folder).thresholds == {"bands": [0.05, 0.2]}
+    finally:
+        (folder / "thresholds.json").unlink()
+    with pytest.raises(FileNotFoundError, match="not a model bundle"):
+        load_signal_model(folder / "figures")
+    with pytest.raises(ValueError, match="lacks"):
+        bundle.predict(pd.DataFrame({"freq__all__7d": [1.0]}))
+
+
+def test_a_missing_alias_is_a_clear_error(mlflow_store):
+    from signals.io.tracking import load_champion
+
+    settings = load_settings(overrides=mlflow_store)
+    Tracker.connect(settings)
+    with pytest.raises(TrackingError, match=r"signals-purchase.*no alias 'champion'.*signals retrain"):
+        load_champion("purchase", settings)
