@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ __all__ = [
     "as_of_dates",
     "decide_promotion",
     "evaluate_bundle",
+    "latest_test_rows",
     "points_history",
     "run_backfill",
     "run_retrain",
@@ -164,11 +166,17 @@ def evaluate_bundle(bundle: SignalBundle, events: pd.DataFrame, rows: pd.DataFra
     return bundle.model.decision_function(X_model), bundle.model.probability(X_model)
 
 
+def latest_test_rows(trained: TrainedTask) -> pd.DataFrame:
+    """The test rows of the deployed model's split (the latest out-of-time cutoffs), with its scores."""
+    scores = trained.test_scores
+    return scores[scores[CUTOFF].isin(trained.split.test)].reset_index(drop=True)
+
+
 def _comparison(trained: TrainedTask, champion_scores: tuple[np.ndarray, np.ndarray] | None,
                 settings: Settings) -> tuple[pd.DataFrame, dict[str, float] | None]:
     """Challenger and champion metrics on the same rows and bootstrap draws, and the paired AUC difference."""
     ms = settings.model
-    scores = trained.test_scores
+    scores = latest_test_rows(trained)
     y, ids = scores[LABEL].to_numpy(), scores[CUSTOMER_ID].to_numpy()
     models = {"challenger": (scores["score__lightgbm"].to_numpy(), scores["prob__lightgbm"].to_numpy())}
     if champion_scores is not None:
@@ -207,7 +215,13 @@ class TaskRetrain:
     version: str | None = None
     champion_after: str | None = None
     truth: dict | None = None
+    champion_scores: tuple[np.ndarray, np.ndarray] | None = None  # raw score, probability on the test rows
     seconds: float = 0.0
+
+    @property
+    def test_rows(self) -> pd.DataFrame:
+        """The rows both models were scored on (customer_id, cutoff, label, the challenger's scores)."""
+        return latest_test_rows(self.trained)
 
     @property
     def challenger_metrics(self) -> dict[str, float]:
@@ -253,7 +267,7 @@ def _drift(trained: TrainedTask, events: pd.DataFrame, as_of: pd.Timestamp, sett
     current = build_training_set(events, population, spec, task=task, labels=settings.labels, customers=customers)
     features = [c for c in feature_columns(reference) if c in trained.model.feature_names_]
     report = drift_report(reference, current, features)
-    rates = base_rate_change(reference[LABEL].to_numpy(), trained.test_scores[LABEL].to_numpy())
+    rates = base_rate_change(reference[LABEL].to_numpy(), latest_test_rows(trained)[LABEL].to_numpy())
     rates["current_population_rows"] = int(len(current))
     return report, rates
 
@@ -292,7 +306,7 @@ def _retrain_task(tracker: Tracker | None, settings: Settings, task: str, as_of:
                 f"fitted on labels up to {pd.Timestamp(seen):%Y-%m-%d}, after this retrain's first test cutoff "
                 f"{first_test:%Y-%m-%d}: comparing them there would score the champion on outcomes it has seen. "
                 f"Retrain at a later --as-of than the champion's")
-        champion_scores = evaluate_bundle(champion, events, trained.test_scores, customers=customers)
+        champion_scores = evaluate_bundle(champion, events, latest_test_rows(trained), customers=customers)
     comparison, paired = _comparison(trained, champion_scores, settings)
     challenger_m = _metric(comparison, "challenger")
     champion_m = _metric(comparison, "champion") if champion_scores is not None else None
@@ -307,7 +321,7 @@ def _retrain_task(tracker: Tracker | None, settings: Settings, task: str, as_of:
     scratch.cleanup()
     result = TaskRetrain(task, as_of, trained, decision, comparison, paired,
                          None if champion_version is None else str(champion_version.version),
-                         drift, rates, diff, truth=truth)
+                         drift, rates, diff, truth=truth, champion_scores=champion_scores)
     if tracker is not None:
         _track(tracker, result, settings, events, customers, parent_run_id=parent_run_id, say=say,
                started=wall_started)
@@ -343,7 +357,9 @@ def _retrain_metrics(result: TaskRetrain) -> dict[str, float]:
         out[f"points_change.{r.touchpoint}"] = r.change
     out["promoted"] = float(result.decision.promote)
     if result.truth is not None:
-        out["truth.spearman"] = truth_agreement(result.trained, result.truth)["spearman"]
+        with warnings.catch_warnings():  # a constant model has constant points: no rank correlation
+            warnings.simplefilter("ignore")
+            out["truth.spearman"] = truth_agreement(result.trained, result.truth)["spearman"]
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(float(v))}
 
 
