@@ -209,9 +209,11 @@ def metrics_of(trained: TrainedTask, prefix: str = "") -> dict[str, float]:
     for r in trained.versus.itertuples():
         key = f"{prefix}lightgbm_minus_{r.baseline}.roc_auc"
         out[key], out[f"{key}_low"], out[f"{key}_high"] = r.estimate, r.low, r.high
-    for r in trained.points.itertuples():
-        out[f"{prefix}points.{r.touchpoint}"] = r.learned_points
-        out[f"{prefix}effect.{r.touchpoint}"] = r.effect_logodds
+    from signals.modeling.drift import points_and_effect
+
+    for r in points_and_effect(trained.points).itertuples():
+        out[f"{prefix}points.{r.touchpoint}"] = r.points
+        out[f"{prefix}effect.{r.touchpoint}"] = r.effect
     for part, n in trained.rows.items():
         out[f"{prefix}rows.{part}"] = n
     out[f"{prefix}half_life_days"] = trained.half_life_days
@@ -462,8 +464,10 @@ def note(trained: TrainedTask, *, extra: str = "") -> str:
     m = trained.metrics
     auc = m[(m["model"] == "lightgbm") & (m["metric"] == "roc_auc")].iloc[0]
     ece = m[(m["model"] == "lightgbm") & (m["metric"] == "ece")].iloc[0]
-    points = trained.points.sort_values("learned_points", ascending=False)
-    top = ", ".join(f"{r.touchpoint} {r.learned_points:+.1f}" for r in points.head(5).itertuples())
+    from signals.modeling.drift import points_and_effect
+
+    points = points_and_effect(trained.points).dropna(subset=["points"]).sort_values("points", ascending=False)
+    top = ", ".join(f"{r.touchpoint} {r.points:+.1f}" for r in points.head(5).itertuples())
     split = trained.split.describe()
     return (f"**{trained.task}** — test {split['test']}: ROC AUC {auc.estimate:.3f} "
             f"[{auc.low:.3f}, {auc.high:.3f}], ECE {ece.estimate:.4f}. "

@@ -55,7 +55,7 @@ from signals.io.tracking import (
     note,
 )
 from signals.labels import TASKS, horizon_days
-from signals.modeling.drift import base_rate_change, drift_report, points_diff
+from signals.modeling.drift import base_rate_change, drift_report, points_and_effect, points_diff
 from signals.modeling.metrics import bootstrap_metrics, paired_auc_difference
 from signals.modeling.pyfunc import SignalBundle, load_signal_model
 from signals.modeling.training import TrainedTask, fit_task, truth_agreement
@@ -250,19 +250,29 @@ def _load_inputs(settings: Settings):
     return load_inputs(settings)
 
 
+DRIFT_SAMPLE_ROWS = 30_000  # rows per side of the drift report: PSI over deciles needs no more
+
+
+def _sample(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
+    if len(rows) <= DRIFT_SAMPLE_ROWS:
+        return rows
+    return rows.sample(n=DRIFT_SAMPLE_ROWS, random_state=seed).sort_values([CUTOFF, CUSTOMER_ID], kind="stable")
+
+
 def _drift(trained: TrainedTask, events: pd.DataFrame, as_of: pd.Timestamp, settings: Settings,
            customers: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, float]]:
-    """PSI per feature between the challenger's training rows and the eligible as-of population,
-    and the label base rate of the training rows vs the latest labelled (test) rows."""
+    """PSI per feature between the challenger's training rows and the eligible as-of population
+    (each a random sample of at most ``DRIFT_SAMPLE_ROWS`` (customer, cutoff) rows), and the
+    label base rate of the training rows vs the latest labelled (test) rows."""
     task = trained.task
     horizon = horizon_days(task, settings.labels)
     grid = training_cutoffs(events, horizon_days=horizon, n_cutoffs=settings.cutoffs.n_training,
                             frequency=settings.cutoffs.frequency, timezone=settings.timezone, end=None,
                             customers=customers, min_history_days=settings.cutoffs.min_history_days)
-    grid = grid[grid[CUTOFF].isin(trained.split.train)]
+    grid = _sample(grid[grid[CUTOFF].isin(trained.split.train)], settings.model.seed)
     spec = trained.spec.model_copy(update={"learned_points": None, "learned_half_life_days": None})
     reference = build_training_set(events, grid, spec, task=task, labels=settings.labels, customers=customers)
-    population = scoring_cutoffs(events, as_of, customers=customers)
+    population = _sample(scoring_cutoffs(events, as_of, customers=customers), settings.model.seed)
     # eligibility at the as-of date uses only the past; the (empty) future gives no label
     current = build_training_set(events, population, spec, task=task, labels=settings.labels, customers=customers)
     features = [c for c in feature_columns(reference) if c in trained.model.feature_names_]
@@ -464,19 +474,22 @@ def run_retrain(
 @dataclass
 class BackfillResult:
     retrains: list[RetrainResult]
-    history: pd.DataFrame               # as_of, task, touchpoint, learned_points, low, high, effect_logodds, ...
+    history: pd.DataFrame               # as_of, task, touchpoint, points, effect, ... (points_history)
     figure: Path | None
     parent_run_id: str | None
     seconds: float = 0.0
 
 
 def points_history(retrains: Sequence[RetrainResult]) -> pd.DataFrame:
-    """Every retrain's learned points in one long table (as_of, task, touchpoint, points, decision)."""
+    """Every retrain's learned points in one long table: ``as_of, task, touchpoint, points`` (the
+    type's own points), ``effect`` (its log-odds effect), the rest of the points table, and the
+    retrain's decision and version."""
     frames = []
     for retrain in retrains:
         for task, r in retrain.tasks.items():
-            cols = [c for c in ("touchpoint", "learned_points", "low", "high", "effect_logodds") if c in r.trained.points]
-            part = r.trained.points[cols].copy()
+            table = r.trained.points.reset_index(drop=True)
+            standard = points_and_effect(table)
+            part = pd.concat([standard, table.drop(columns=["touchpoint"])], axis=1)
             part.insert(0, "task", task)
             part.insert(0, "as_of", retrain.as_of)
             part["promoted"] = r.decision.promote

@@ -29,7 +29,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["PSI_LEVELS", "base_rate_change", "drift_report", "points_diff", "psi", "psi_level"]
+__all__ = ["PSI_LEVELS", "base_rate_change", "drift_report", "points_and_effect", "points_diff", "points_of", "psi",
+           "psi_level"]
 
 PSI_LEVELS = ((0.1, "stable"), (0.25, "moderate"), (np.inf, "major"))
 _FLOOR = 1e-4
@@ -133,11 +134,27 @@ def base_rate_change(reference_labels, current_labels) -> dict[str, float]:
             "ratio": c / r if r > 0 else float("nan"), "reference_rows": int(len(ref)), "current_rows": int(len(cur))}
 
 
+POINTS_COLUMNS = ("own_points", "learned_points")     # the points a table shows, newest layout first
+EFFECT_COLUMNS = ("own_logodds", "effect_logodds")
+
+
+def points_and_effect(table: pd.DataFrame) -> pd.DataFrame:
+    """``touchpoint, points, effect`` of a points table (the type's own points and log-odds effect)."""
+    points = next((c for c in POINTS_COLUMNS if c in table.columns), None)
+    effect = next((c for c in EFFECT_COLUMNS if c in table.columns), None)
+    if points is None:
+        raise ValueError(f"not a points table: no column of {list(POINTS_COLUMNS)} in {list(table.columns)}")
+    out = pd.DataFrame({"touchpoint": table["touchpoint"].astype(str).to_numpy(),
+                        "points": table[points].astype(float).to_numpy()})
+    out["effect"] = table[effect].astype(float).to_numpy() if effect else np.nan
+    return out
+
+
 def points_diff(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     """Learned points now vs before (e.g. the champion's), per touchpoint, biggest move first.
 
-    Both tables have ``touchpoint``, ``learned_points`` and ``effect_logodds`` (the points table
-    of :mod:`signals.modeling.points`). Points are rescaled per model (same total as the priors),
+    Both tables are points tables of :mod:`signals.modeling.points` (``touchpoint``, the points
+    and the log-odds effect). Points are rescaled per model (same total as the priors),
     so when every effect weakens together the points barely move while the log-odds effects
     drop: both are shown. Types in only one table get NaN on the other side.
 
@@ -150,12 +167,11 @@ def points_diff(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.Data
     0    seminar             10.0     6.0    -4.0      down
     1    webinar              6.0     9.0     3.0        up
     """
-    cols = ["touchpoint", "learned_points", "effect_logodds"]
-    now = current[cols].rename(columns={"learned_points": "points", "effect_logodds": "effect"})
+    now = points_and_effect(current)
     if previous is None:
         table = now.assign(previous_points=np.nan, previous_effect=np.nan)
     else:
-        before = previous[cols].rename(columns={"learned_points": "previous_points", "effect_logodds": "previous_effect"})
+        before = points_and_effect(previous).rename(columns={"points": "previous_points", "effect": "previous_effect"})
         table = now.merge(before, on="touchpoint", how="outer", sort=False)
     table["change"] = table["points"] - table["previous_points"]
     table["effect_change"] = table["effect"] - table["previous_effect"]
@@ -165,3 +181,13 @@ def points_diff(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.Data
                    "effect_change"]]
     order = table["change"].abs().fillna(-1).sort_values(ascending=False, kind="stable").index
     return table.loc[order].reset_index(drop=True)
+
+
+def points_of(table: pd.DataFrame) -> dict[str, float]:
+    """``{touchpoint: points}`` of a points table (its own points, whatever the table's layout).
+
+    >>> points_of(pd.DataFrame({"touchpoint": ["webinar"], "learned_points": [8.5]}))
+    {'webinar': 8.5}
+    """
+    frame = points_and_effect(table)
+    return dict(zip(frame["touchpoint"], frame["points"], strict=True))

@@ -193,7 +193,7 @@ def plot_points_over_time(history: pd.DataFrame, *, truth: dict | None = None,
     """Learned points per touchpoint at each retrain (one panel per task), with the simulator's
     true weights before and after the behaviour shift as dashed steps when ``truth`` is given.
 
-    ``history`` has ``as_of``, ``task``, ``touchpoint``, ``learned_points``. True weights are
+    ``history`` has ``as_of``, ``task``, ``touchpoint``, ``points``. True weights are
     log-odds; they are drawn on the points scale with one factor per task (the mean over the
     retrains of ``sum |learned| / sum |true|`` over the types the truth defines), churn weights
     negated like the points (a touch that lowers churn risk earns points).
@@ -209,7 +209,7 @@ def plot_points_over_time(history: pd.DataFrame, *, truth: dict | None = None,
         part = history[history["task"] == task]
         weights = (truth or {}).get("weights", {}).get(task)
         types = touchpoints or (list(weights.get("before", weights)) if weights else list(dict.fromkeys(part["touchpoint"])))
-        wide = part.pivot_table(index="as_of", columns="touchpoint", values="learned_points").sort_index()
+        wide = part.pivot_table(index="as_of", columns="touchpoint", values="points").sort_index()
         x = pd.to_datetime(wide.index)
         sign = -1.0 if task == "churn" else 1.0
         factor = None
