@@ -233,3 +233,28 @@ def test_a_missing_alias_is_a_clear_error(mlflow_store):
     Tracker.connect(settings)
     with pytest.raises(TrackingError, match=r"signals-purchase.*no alias 'champion'.*signals retrain"):
         load_champion("purchase", settings)
+
+
+@pytest.mark.slow
+def test_the_saved_model_loads_where_signals_is_not_installed(trained_world, tmp_path):
+    """The pyfunc model carries the package source: a Python without the installed signals loads it."""
+    import site
+
+    from signals.modeling.pyfunc import example_features, save_pyfunc
+
+    settings, world, trained, folder = trained_world
+    example = example_features(load_signal_model(folder), world.events, trained.test_scores, customers=world.customers)
+    path = save_pyfunc(folder, tmp_path / "model", example=example, info={"task": "purchase", "timezone": "Asia/Tokyo"})
+    frame = serving_frame(load_signal_model(folder), example)
+    frame.to_parquet(tmp_path / "x.parquet")
+    # -S: no site-packages processing, so the editable install of signals is invisible; the
+    # dependencies' folder is added by hand
+    script = (f"import sys; sys.path.append({site.getsitepackages()[0]!r}); import mlflow.pyfunc, pandas as pd; "
+              f"m = mlflow.pyfunc.load_model({str(path)!r}); import signals; print(signals.__file__); "
+              f"print(m.predict(pd.read_parquet({str(tmp_path / 'x.parquet')!r}))['probability'].tolist())")
+    done = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    where, probabilities = done.stdout.strip().splitlines()[-2:]
+    assert where.startswith(str(path / "code" / "signals"))
+    np.testing.assert_allclose(json.loads(probabilities), load_signal_model(folder).predict(example), rtol=0, atol=1e-12)

@@ -216,6 +216,7 @@ class TaskRetrain:
     champion_after: str | None = None
     truth: dict | None = None
     champion_scores: tuple[np.ndarray, np.ndarray] | None = None  # raw score, probability on the test rows
+    label: str = ""                      # the as-of date in the config's time zone (run names, tags)
     seconds: float = 0.0
 
     @property
@@ -331,7 +332,7 @@ def _retrain_task(tracker: Tracker | None, settings: Settings, task: str, as_of:
     scratch.cleanup()
     result = TaskRetrain(task, as_of, trained, decision, comparison, paired,
                          None if champion_version is None else str(champion_version.version),
-                         drift, rates, diff, truth=truth, champion_scores=champion_scores)
+                         drift, rates, diff, truth=truth, champion_scores=champion_scores, label=label)
     if tracker is not None:
         _track(tracker, result, settings, events, customers, parent_run_id=parent_run_id, say=say,
                started=wall_started)
@@ -393,7 +394,7 @@ def _track(tracker: Tracker, result: TaskRetrain, settings: Settings, events: pd
         with tempfile.TemporaryDirectory(prefix="signals-retrain-") as tmp:
             say("logging the run (params, metrics, bundle, pyfunc model)")
             bundle = write_bundle(trained, Path(tmp) / "bundle", truth=result.truth, settings=settings,
-                                  seconds=result.seconds)
+                                  seconds=time.time() - started)
             with tracker.step("logging the run", state=unchanged):
                 log_trained(tracker, run_id, trained, bundle, settings, events=events, customers=customers,
                             as_of=result.as_of)
