@@ -173,3 +173,41 @@ def test_retrain_without_tracking_reports_drift_and_points(world):
     assert len(r.drift) == len(r.trained.model.feature_names_) and r.drift["psi"].is_monotonic_decreasing
     assert 0 < r.base_rate["reference_rate"] < 0.2 and r.base_rate["current_population_rows"] > 500
     assert r.points_diff["direction"].eq("n/a").all()
+
+
+# ---- the commands ---------------------------------------------------------------------------
+
+def test_the_commands_explain_themselves_and_reject_bad_arguments(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from signals.cli import app
+
+    runner = CliRunner()
+    for command, words in (("retrain", ["--as-of", "--from", "--every", "champion", "auc_margin"]),
+                           ("ui", ["127.0.0.1", "Compare"]), ("train", ["--no-track", "MLflow"])):
+        result = runner.invoke(app, [command, "--help"], terminal_width=200)
+        assert result.exit_code == 0 and all(w in result.output for w in words), (command, result.output)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["retrain", "--as-of", "2025-10-01", "--from", "2025-01-01", "--to", "2025-03-01"])
+    assert result.exit_code == 2 and "either --as-of or --from/--to" in result.output
+    result = runner.invoke(app, ["retrain", "--from", "2025-01-01"])
+    assert result.exit_code == 2 and "both --from and --to" in result.output
+    result = runner.invoke(app, ["retrain", "--task", "upsell", "--as-of", "2025-10-01"])
+    assert result.exit_code == 2 and "churn, purchase" in result.output
+    result = runner.invoke(app, ["retrain", "--no-track", "--as-of", "2025-10-01"])
+    assert result.exit_code == 1 and "signals simulate" in result.output  # no events yet: a message, no traceback
+    result = runner.invoke(app, ["ui", "--set", "mlflow.tracking_uri=http://mlflow.example:5000",
+                                 "--set", "mlflow.tracking_uri_env=null"])
+    assert result.exit_code == 1 and "open it in a browser" in " ".join(result.output.split())
+
+
+def test_ui_runs_mlflow_ui_on_localhost_for_the_configured_store(tmp_path):
+    from signals.io.tracking import ui_command
+
+    settings = load_settings(overrides=[f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db", "mlflow.tracking_uri_env=null",
+                                        f"mlflow.artifact_location={tmp_path}/art"])
+    command = ui_command(settings, port=5055)
+    assert command[1:4] == ["-m", "mlflow", "ui"]
+    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/m.db"
+    assert command[command.index("--host") + 1] == "127.0.0.1" and command[command.index("--port") + 1] == "5055"
+    assert command[command.index("--default-artifact-root") + 1] == (tmp_path / "art").as_uri()
