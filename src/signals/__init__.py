@@ -90,6 +90,11 @@ _EXPORTS = {
     "rfm_summary": "signals.modeling.bgnbd",
     "bgnbd_features": "signals.modeling.bgnbd",
     "purchase_probability_by_rollout": "signals.modeling.rollout",
+    # MLflow: the model for scoring, from a bundle folder or the registry
+    "SignalBundle": "signals.modeling.pyfunc",
+    "load_signal_model": "signals.modeling.pyfunc",
+    "load_champion": "signals.io.tracking",
+    "TrackingError": "signals.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -118,11 +123,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         training_cutoffs,
     )
     from signals.dataset import build_training_set
-    from signals.errors import ConfigError, DataError, IngestError, OutputError, SignalsError
+    from signals.errors import (
+        ConfigError,
+        DataError,
+        IngestError,
+        OutputError,
+        SignalsError,
+        TrackingError,
+    )
     from signals.features.matrix import build_features
     from signals.features.reference import reference_features
     from signals.features.spec import FeatureSpec
     from signals.ingest import IngestResult, ingest
+    from signals.io.tracking import load_champion
     from signals.jobs.score import ScoreRun, score
     from signals.labels import churn_within, purchase_within
     from signals.messy import messy_sources
@@ -131,6 +144,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.modeling.explain import reasons
     from signals.modeling.metrics import backtest_metrics, bootstrap_metrics
     from signals.modeling.points import points_table, touch_effects, what_if
+    from signals.modeling.pyfunc import SignalBundle, load_signal_model
     from signals.modeling.rollout import purchase_probability_by_rollout
     from signals.modeling.splits import rolling_origins, time_split
     from signals.modeling.training import (
