@@ -223,7 +223,9 @@ def metrics_of(trained: TrainedTask, prefix: str = "") -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 # the store
 
-def _is_connection_problem(exc: BaseException) -> bool:
+def _is_connection_problem(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
     text = f"{type(exc).__name__}: {exc}"
     return any(s in text for s in ("ConnectionError", "Max retries exceeded", "Connection refused",
                                    "Failed to establish", "timed out", "RemoteDisconnected",
@@ -297,16 +299,17 @@ class Tracker:
         with self.step("closing the run"):
             self.client.set_terminated(run_id, status=status)
 
-    def fail_run(self, run_id: str) -> None:
-        """Mark a run FAILED if the store still answers (best effort, never raises)."""
+    def fail_run(self, run_id: str, error: BaseException | None = None) -> None:
+        """Mark a run FAILED (best effort, never raises); skipped when ``error`` says the store is gone
+        (another call would only wait out MLflow's retries again)."""
+        if error is not None and (_is_connection_problem(error) or _is_connection_problem(error.__cause__)):
+            return
         with contextlib.suppress(Exception):
             self.client.set_terminated(run_id, status="FAILED")
 
     def log(self, run_id: str, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
             tags: Mapping[str, Any] | None = None, step: int = 0) -> None:
         """Log params, metrics and tags in batches (MLflow takes at most 100 params / 1000 metrics a call)."""
-        import time
-
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
@@ -521,8 +524,8 @@ def log_training_run(run: TrainRun, settings: Settings, *, events: pd.DataFrame 
             agreement = truth_agreement(trained, run.truth)
             tracker.log(run_id, metrics={"truth.spearman": agreement["spearman"]})
         tracker.log(run_id, metrics={"seconds": run.seconds})
-    except BaseException:
-        tracker.fail_run(run_id)
+    except BaseException as exc:
+        tracker.fail_run(run_id, exc)
         raise
     tracker.end_run(run_id)
     return run_id

@@ -422,8 +422,8 @@ def _track(tracker: Tracker, result: TaskRetrain, settings: Settings, events: pd
             tracker.log(run_id, tags={"role": CHAMPION})
         else:
             result.champion_after = before
-    except BaseException:
-        tracker.fail_run(run_id)
+    except BaseException as exc:
+        tracker.fail_run(run_id, exc)
         raise
     tracker.end_run(run_id)
 
@@ -555,9 +555,9 @@ def run_backfill(
             tracker.log(parent, metrics={"retrains": len(retrains),
                                          "promotions": float(sum(r.decision.promote for x in retrains
                                                                  for r in x.tasks.values()))})
-    except BaseException:
+    except BaseException as exc:
         if tracker is not None:
-            tracker.fail_run(parent)
+            tracker.fail_run(parent, exc)
         raise
     if tracker is not None:
         tracker.end_run(parent)
