@@ -13,7 +13,8 @@ of the models involved):
 - the seconds the retrain took (training, comparison, drift, logging, registration).
 
 Then the touchpoints whose points moved most between the frozen model and the last retrain, with
-the direction the simulator's truth says. Prints one JSON document:
+the direction the simulator's truth says (a true weight that changes by at least 0.1 log-odds at the
+shift moved). Prints one JSON document (and the MLflow store it used, to open with ``signals ui``):
 
     python benchmarks/retraining.py [--customers 10000] [--every 1M] [--window 12] [--set key=value ...]
 """
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MOVED = 0.1  # a true weight that changes by at least this much log-odds at the shift "moved"
 
 
 def main() -> None:
@@ -123,7 +125,8 @@ def main() -> None:
     result = {"benchmark": "retraining", "customers": args.customers, "events": len(world.events),
               "shift_date": truth["shift_date"], "from": start, "to": end, "every": args.every,
               "window_cutoffs": args.window, "overrides": args.overrides, "retrains": len(backfill.retrains),
-              "tasks": {}, "points_over_time_png": str(backfill.figure)}
+              "tasks": {}, "points_over_time_png": str(backfill.figure),
+              "mlflow_store": settings.mlflow.tracking_uri}
     history = backfill.history
     for task in tasks:
         table = rows[task]
@@ -141,7 +144,7 @@ def main() -> None:
             change = float(after_points.loc[tp, "points"] - before_points.loc[tp, "points"])
             effect_change = float(after_points.loc[tp, "effect"] - before_points.loc[tp, "effect"])
             truth_change = TASK_SIGN[task] * (weights["after"][tp] - weights["before"][tp])
-            direction = "up" if truth_change > 0 else "down" if truth_change < 0 else "same"
+            direction = "up" if truth_change >= MOVED else "down" if truth_change <= -MOVED else "same"
             moved.append({
                 "touchpoint": tp,
                 "points_frozen": round(float(before_points.loc[tp, "points"]), 2),
@@ -151,9 +154,9 @@ def main() -> None:
                 "truth_direction": direction,
                 "points_direction": "up" if change > 0 else "down" if change < 0 else "same",
                 "logodds_direction": "up" if TASK_SIGN[task] * effect_change > 0 else "down",
-                "points_agree": direction == "same" or (change > 0) == (truth_change > 0),
             })
         moved.sort(key=lambda m: -abs(m["points_change"]))
+        changed = [m for m in moved if m["truth_direction"] != "same"]
         result["tasks"][task] = {
             "retrains": table,
             "after_shift": {
@@ -166,7 +169,11 @@ def main() -> None:
             "spearman_before_regime_on_pre_shift_windows": [r["spearman_before"] for r in table if r["train_share_after_shift"] == 0],
             "spearman_after_regime_on_post_shift_windows": [r["spearman_after"] for r in table if r["train_share_after_shift"] == 1],
             "moved_most": moved[:6],
-            "moved_as_truth_says": f"{sum(m['points_agree'] for m in moved)}/{len(moved)}",
+            "types_the_shift_moved": {m["touchpoint"]: {"truth": m["truth_direction"], "points": m["points_direction"],
+                                                        "logodds": m["logodds_direction"]}
+                                      for m in moved if m["truth_direction"] != "same"},
+            "points_move_as_truth_says": (f"{sum(m['points_direction'] == m['truth_direction'] for m in changed)}"
+                                          f"/{len(changed)}"),
         }
     seconds = [r["seconds"] for task in tasks for r in rows[task]]
     result["seconds_per_retrain"] = {"median": round(float(np.median(seconds)), 1), "max": round(float(np.max(seconds)), 1),

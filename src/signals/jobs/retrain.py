@@ -493,6 +493,8 @@ def points_history(retrains: Sequence[RetrainResult]) -> pd.DataFrame:
             part = pd.concat([standard, table.drop(columns=["touchpoint"])], axis=1)
             part.insert(0, "task", task)
             part.insert(0, "as_of", retrain.as_of)
+            if r.truth is not None:
+                part["truth_regime"] = truth_agreement(r.trained, r.truth)["regime"]
             part["promoted"] = r.decision.promote
             part["version"] = r.version
             part["challenger_auc"] = r.challenger_metrics.get("roc_auc")

@@ -190,57 +190,75 @@ def plot_score_distribution(signals: pd.DataFrame) -> Figure:
 
 def plot_points_over_time(history: pd.DataFrame, *, truth: dict | None = None,
                           touchpoints: list[str] | None = None) -> Figure:
-    """Learned points per touchpoint at each retrain (one panel per task), with the simulator's
-    true weights before and after the behaviour shift as dashed steps when ``truth`` is given.
+    """Learned points per touchpoint at each retrain: one small panel per (task, touchpoint).
 
-    ``history`` has ``as_of``, ``task``, ``touchpoint``, ``points``. True weights are
-    log-odds; they are drawn on the points scale with one factor per task (the mean over the
-    retrains of ``sum |learned| / sum |true|`` over the types the truth defines), churn weights
-    negated like the points (a touch that lowers churn risk earns points).
+    ``history`` has ``as_of``, ``task``, ``touchpoint``, ``points`` and optionally an interval
+    (``low`` / ``high``) and ``truth_regime`` (``before`` / ``after``: which side of the behaviour
+    shift most of the retrain's training cutoffs lie on). With ``truth`` (the simulator's), a dashed
+    step shows the true weight of that regime at each retrain, so a learned line should follow it
+    once the rolling window has moved past the shift. True weights are log-odds; they are drawn on
+    the points scale with one factor per task (the mean over the retrains of
+    ``sum |learned| / sum |true|`` over the types the truth defines), churn weights negated like the
+    points (a touch that lowers churn risk earns points).
     """
-    from matplotlib import colormaps
-
     tasks = list(dict.fromkeys(history["task"]))
-    fig = _figure(9.0, 4.2 * len(tasks))
-    palette = colormaps["tab10"]
     shift = pd.Timestamp(truth["shift_date"], tz="UTC") if truth and truth.get("shift_date") else None
-    for i, task in enumerate(tasks):
-        ax = fig.add_subplot(len(tasks), 1, i + 1)
-        part = history[history["task"] == task]
+    per_task = {}
+    for task in tasks:
         weights = (truth or {}).get("weights", {}).get(task)
-        types = touchpoints or (list(weights.get("before", weights)) if weights else list(dict.fromkeys(part["touchpoint"])))
-        wide = part.pivot_table(index="as_of", columns="touchpoint", values="points").sort_index()
-        x = pd.to_datetime(wide.index)
+        part = history[history["task"] == task]
+        per_task[task] = touchpoints or (list(weights.get("before", weights)) if weights
+                                         else list(dict.fromkeys(part["touchpoint"])))
+    n_cols = 5
+    n_rows = sum(-(-len(types) // n_cols) for types in per_task.values())
+    fig = _figure(2.6 * n_cols, 2.1 * n_rows + 0.6)
+    grid = fig.add_gridspec(n_rows, n_cols)
+    row = 0
+    low_col, high_col = next(((lo, hi) for lo, hi in (("own_points_refit_low", "own_points_refit_high"),
+                                                       ("low", "high")) if lo in history.columns), (None, None))
+    for task in tasks:
+        part = history[history["task"] == task].copy()
+        part["as_of"] = pd.to_datetime(part["as_of"], utc=True)
+        types = per_task[task]
+        weights = (truth or {}).get("weights", {}).get(task)
         sign = -1.0 if task == "churn" else 1.0
-        factor = None
+        dates = sorted(part["as_of"].unique())
+        regimes = None
         if weights:
-            before, after = weights.get("before", weights), weights.get("after", weights)
-            true_abs = np.array([sum(abs(regime[t]) for t in types if t in regime) for regime in (before, after)])
+            if "truth_regime" in part.columns:
+                regimes = part.groupby("as_of")["truth_regime"].first().reindex(dates).fillna("before").tolist()
+            else:
+                regimes = ["after" if shift is not None and d >= shift else "before" for d in dates]
+            wide = part.pivot_table(index="as_of", columns="touchpoint", values="points").reindex(dates)
             learned_abs = wide[[t for t in types if t in wide.columns]].abs().sum(axis=1).to_numpy()
-            factor = float(np.mean(learned_abs) / max(true_abs.mean(), 1e-12))
+            true_abs = np.array([sum(abs(weights.get(r, weights).get(t, 0.0)) for t in types) for r in regimes])
+            factor = float(np.nanmean(learned_abs / np.maximum(true_abs, 1e-12)))
+        axes = []
         for k, tp in enumerate(types):
-            if tp not in wide.columns:
-                continue
-            color = palette(k % 10)
-            ax.plot(x, wide[tp], marker="o", ms=3, color=color, label=tp)
-            if factor is not None:
-                b, a = sign * before.get(tp, np.nan) * factor, sign * after.get(tp, np.nan) * factor
-                lo, hi = x.min(), x.max()
-                if shift is None or shift > hi:
-                    ax.hlines(b, lo, hi, colors=[color], linestyles="--", lw=1)
-                elif shift <= lo:
-                    ax.hlines(a, lo, hi, colors=[color], linestyles="--", lw=1)
-                else:
-                    ax.hlines(b, lo, shift, colors=[color], linestyles="--", lw=1)
-                    ax.hlines(a, shift, hi, colors=[color], linestyles="--", lw=1)
-        if shift is not None and x.min() <= shift <= x.max():
-            ax.axvline(shift, color="black", lw=0.8, ls=":")
-            ax.annotate("behaviour shift", (shift, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
-                        textcoords="offset points", fontsize=8)
-        ax.axhline(0, color="black", lw=0.5)
-        ax.set_ylabel("learned points per touch" + (" (+ = lowers churn)" if task == "churn" else ""))
-        ax.set_title(f"{task}: learned points at each retrain"
-                     + ("; dashed = true weight x scale (before / after the shift)" if factor is not None else ""),
-                     fontsize=10)
-        ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+            ax = fig.add_subplot(grid[row + k // n_cols, k % n_cols], sharey=axes[0] if axes else None)
+            axes.append(ax)
+            line = part[part["touchpoint"] == tp].sort_values("as_of")
+            ax.plot(line["as_of"], line["points"], marker="o", ms=2.5, color=_COLORS["lightgbm"], lw=1.2,
+                    label="learned points")
+            if low_col is not None and line[low_col].notna().any():
+                ax.fill_between(line["as_of"], line[low_col], line[high_col], color=_COLORS["lightgbm"], alpha=0.15,
+                                lw=0, label="interval")
+            if regimes is not None:
+                values = [sign * weights.get(r, weights).get(tp, np.nan) * factor for r in regimes]
+                ax.plot(dates, values, drawstyle="steps-mid", ls="--", color="black", lw=1,
+                        label="true weight (scaled)")
+            if shift is not None and dates and dates[0] <= shift <= dates[-1]:
+                ax.axvline(shift, color="grey", lw=0.8, ls=":")
+            ax.axhline(0, color="black", lw=0.4)
+            ax.set_title(f"{task}: {tp}", fontsize=8)
+            ax.tick_params(labelsize=6)
+            ax.tick_params(axis="x", labelrotation=45)
+        if axes:
+            axes[0].legend(fontsize=6, loc="best")
+        row += -(-len(types) // n_cols)
+    caption = "learned points per touch at each retrain (x: as-of date)"
+    if truth:
+        caption += ("; dashed: the true weight of the regime most of the training window lies in, on the points "
+                    "scale; dotted: the behaviour shift")
+    fig.suptitle(caption, fontsize=9)
     return fig
