@@ -137,7 +137,7 @@ def test_a_training_run_is_named_tagged_and_has_every_metric_and_the_bundle(logg
     params = run.data.params
     for key in ("run.cutoffs_train", "run.cutoffs_validation", "run.cutoffs_test", "run.half_life_days",
                 "run.feature_spec_sha256", "run.signals_version", "run.git_commit", "data.first_event",
-                "data.last_event", "model.lightgbm.num_leaves", "catalog.seminar.prior_points"):
+                "data.last_event", "model.lightgbm.num_leaves", "catalog.seminar"):
         assert params.get(key), key
     assert json.loads(params["run.cutoffs_test"]) == [f"{t:%Y-%m-%d}" for t in trained.split.test]
     assert params["run.feature_spec_sha256"] == feature_spec_hash(trained.spec)

@@ -143,17 +143,19 @@ def _redact_tree(value: Any, key: str = "") -> Any:
 def flatten_settings(settings: Settings) -> dict[str, str]:
     """The resolved config as flat ``section.key`` params (URIs without passwords).
 
-    Lists are written as JSON; ``ingest.sources`` as the source names (their mappings are in
-    the ``config.json`` artifact).
+    Lists are written as JSON, each catalog type as one JSON param; ``ingest.sources`` as the
+    source names (their mappings are in the ``config.json`` artifact).
 
     >>> from signals.settings import load_settings
     >>> params = flatten_settings(load_settings(overrides=["model.lightgbm.num_leaves=15"]))
-    >>> params["model.lightgbm.num_leaves"], params["catalog.seminar.prior_points"]
-    ('15', '10.0')
+    >>> params["model.lightgbm.num_leaves"], json.loads(params["catalog.seminar"])["prior_points"]
+    ('15', 10.0)
     """
     data = _redact_tree(json.loads(settings.model_dump_json()))
     sources = data.get("ingest", {}).pop("sources", [])
     data.setdefault("ingest", {})["sources"] = [s["name"] for s in sources]
+    # one param per touchpoint type (its settings as JSON), not six: the compare view stays readable
+    data["catalog"] = {name: json.dumps(tp, ensure_ascii=False, sort_keys=True) for name, tp in data["catalog"].items()}
     out: dict[str, str] = {}
 
     def walk(node: Any, prefix: str) -> None:
