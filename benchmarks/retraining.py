@@ -112,6 +112,7 @@ def main() -> None:
                 "max_psi": round(float(r.drift["psi"].max()), 3),
                 "base_rate": [round(r.base_rate["reference_rate"], 4), round(r.base_rate["current_rate"], 4)],
                 "seconds": round(r.seconds, 1),
+                "seconds_by_step": {k: round(v, 1) for k, v in r.seconds_by_step.items()},
             })
             last = rows[task][-1]
             log(f"{task} {last['as_of']}: champion {last['champion_auc']} vs frozen {last['frozen_auc']} "
@@ -176,8 +177,10 @@ def main() -> None:
                                           f"/{len(changed)}"),
         }
     seconds = [r["seconds"] for task in tasks for r in rows[task]]
+    steps = {step: round(float(np.median([r["seconds_by_step"].get(step, 0.0) for task in tasks for r in rows[task]])), 1)
+             for step in ("train", "compare", "drift", "track")}
     result["seconds_per_retrain"] = {"median": round(float(np.median(seconds)), 1), "max": round(float(np.max(seconds)), 1),
-                                     "target_under_60s": bool(np.median(seconds) < 60)}
+                                     "median_by_step": steps, "target_under_60s": bool(np.median(seconds) < 60)}
     result["seconds_total"] = round(time.perf_counter() - started, 1)
     line = json.dumps(result, default=float)
     if args.json:

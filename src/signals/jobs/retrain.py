@@ -218,6 +218,7 @@ class TaskRetrain:
     champion_scores: tuple[np.ndarray, np.ndarray] | None = None  # raw score, probability on the test rows
     label: str = ""                      # the as-of date in the config's time zone (run names, tags)
     seconds: float = 0.0
+    seconds_by_step: dict[str, float] = field(default_factory=dict)  # train, compare, drift, track
 
     @property
     def test_rows(self) -> pd.DataFrame:
@@ -300,8 +301,12 @@ def _retrain_task(tracker: Tracker | None, settings: Settings, task: str, as_of:
             f"later than this retrain's as-of {label}: a challenger must be trained on data at least as recent "
             f"(use a later --as-of, or another mlflow.registered_model_prefix to replay history)")
     say(f"training the challenger on the window ending {label}")
+    steps: dict[str, float] = {}
+    tick = time.perf_counter()
     trained = fit_task(events, settings, task=task, customers=customers,
                        progress=(lambda m: say(f"  {m}")) if progress else None)
+    steps["train"] = time.perf_counter() - tick
+    tick = time.perf_counter()
     champion: SignalBundle | None = None
     champion_scores = None
     scratch = tempfile.TemporaryDirectory(prefix="signals-champion-")
@@ -323,8 +328,10 @@ def _retrain_task(tracker: Tracker | None, settings: Settings, task: str, as_of:
     champion_m = _metric(comparison, "champion") if champion_scores is not None else None
     decision = decide_promotion(challenger_m, champion_m, settings.mlflow.promotion)
     say(f"decision: {decision.label} ({decision.reason})")
+    steps["compare"] = time.perf_counter() - tick
 
     say("drift report and points diff")
+    tick = time.perf_counter()
     drift, rates = _drift(trained, events, as_of, settings, customers)
     if champion is not None:
         rates["champion_train_rate"] = _champion_train_rate(champion)
@@ -332,12 +339,16 @@ def _retrain_task(tracker: Tracker | None, settings: Settings, task: str, as_of:
     scratch.cleanup()
     result = TaskRetrain(task, as_of, trained, decision, comparison, paired,
                          None if champion_version is None else str(champion_version.version),
-                         drift, rates, diff, truth=truth, champion_scores=champion_scores, label=label)
+                         drift, rates, diff, truth=truth, champion_scores=champion_scores, label=label,
+                         seconds_by_step=steps)
+    steps["drift"] = time.perf_counter() - tick
+    tick = time.perf_counter()
     if tracker is not None:
         _track(tracker, result, settings, events, customers, parent_run_id=parent_run_id, say=say,
                started=wall_started)
     else:
         result.champion_after = result.champion_before
+    steps["track"] = time.perf_counter() - tick
     result.seconds = time.perf_counter() - started
     return result
 
