@@ -378,6 +378,8 @@ def _retrain_metrics(result: TaskRetrain) -> dict[str, float]:
     for r in result.points_diff.itertuples():
         out[f"points_change.{r.touchpoint}"] = r.change
     out["promoted"] = float(result.decision.promote)
+    for step, seconds in result.seconds_by_step.items():
+        out[f"seconds.{step}"] = seconds
     if result.truth is not None:
         with warnings.catch_warnings():  # a constant model has constant points: no rank correlation
             warnings.simplefilter("ignore")
