@@ -91,15 +91,23 @@ def test_an_unreachable_server_is_a_clear_error_before_any_work(tmp_path, monkey
     with pytest.raises(TrackingError, match=r"cannot be reached") as err:
         Tracker.connect(settings)
     assert "secret" not in str(err.value) and f"127.0.0.1:{port}" in str(err.value)
-    # the CLI fails fast (no events are even read) and prints one line, no traceback
+    # the CLI fails fast: before any training, one line, no traceback; --no-track never asks the store
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["train", "--task", "purchase", "--set",
-                                      f"mlflow.tracking_uri=http://127.0.0.1:{port}", "--set", "mlflow.tracking_uri_env=null"])
-    assert result.exit_code == 1 and "cannot be reached" in result.output and "Traceback" not in result.output
-    # --no-track never talks to the store: the missing events are the error
-    result = CliRunner().invoke(app, ["train", "--task", "purchase", "--no-track", "--set",
-                                      f"mlflow.tracking_uri=http://127.0.0.1:{port}"])
-    assert result.exit_code == 1 and "signals simulate" in result.output
+    tiny = ["--set", "simulate.n_customers=200", "--set", f"mlflow.tracking_uri=http://127.0.0.1:{port}",
+            "--set", "mlflow.tracking_uri_env=null"]
+    assert CliRunner().invoke(app, ["simulate", *tiny, "--no-messy", "--no-progress"]).exit_code == 0
+
+    def reached_training(*args, **kwargs):
+        raise RuntimeError("training started")
+
+    monkeypatch.setattr("signals.jobs.train.fit_task", reached_training)
+    monkeypatch.setattr("signals.jobs.retrain.fit_task", reached_training)
+    for command in (["train", "--task", "purchase"], ["retrain", "--as-of", "2025-10-01"]):
+        result = CliRunner().invoke(app, [*command, *tiny])
+        assert result.exit_code == 1 and "cannot be reached" in result.output, result.output
+        assert "Traceback" not in result.output and "secret" not in result.output
+    result = CliRunner().invoke(app, ["train", "--task", "purchase", "--no-track", *tiny])
+    assert str(result.exception) == "training started"
 
 
 # ---- a tracked training run ---------------------------------------------------------------
