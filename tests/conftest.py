@@ -19,6 +19,35 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
+def session_root(tmp_path_factory) -> Path:
+    """A folder shared by every xdist worker of this test session (and only this session)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(tmp_path_factory, name: str, build):
+    """``build(folder)`` run once per test session, its (pickled) result shared by the xdist workers.
+
+    The first worker to ask builds it under a lock; the others wait and load it. For fixtures
+    that cost seconds (a fitted model, a migrated database), since workers do not share memory.
+    """
+    import fcntl
+    import pickle
+
+    root = session_root(tmp_path_factory)
+    path = root / f"{name}.pickle"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            folder = root / name
+            folder.mkdir(exist_ok=True)
+            value = build(folder)
+            partial = root / f"{name}.pickle.partial"
+            partial.write_bytes(pickle.dumps(value))
+            os.replace(partial, path)
+    return pickle.loads(path.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def mlflow_template_db(tmp_path_factory) -> Path:
     """An empty, fully migrated MLflow SQLite store, built once per test session.
@@ -26,20 +55,14 @@ def mlflow_template_db(tmp_path_factory) -> Path:
     Creating one costs seconds of schema migrations; with pytest-xdist the workers share one
     file (the first builds it under a lock, the others wait and reuse it).
     """
-    import fcntl
 
-    root = tmp_path_factory.getbasetemp().parent  # shared by the xdist workers of one session
-    path = root / "mlflow-template.db"
-    with open(root / "mlflow-template.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            from mlflow import MlflowClient
+    def build(folder: Path) -> Path:
+        from mlflow import MlflowClient
 
-            building = root / "mlflow-template.building.db"
-            building.unlink(missing_ok=True)
-            MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments()
-            os.replace(building, path)
-    return path
+        MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+        return folder / "mlflow.db"
+
+    return build_once(tmp_path_factory, "mlflow-template", build)
 
 
 @pytest.fixture

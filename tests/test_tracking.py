@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,21 +115,37 @@ def test_an_unreachable_server_is_a_clear_error_before_any_work(tmp_path, monkey
 
 @pytest.fixture(scope="module")
 def trained_world(tmp_path_factory):
-    settings = load_settings(ROOT / "configs" / "demo.yaml", overrides=SMALL)
-    world = simulate_crm(settings)
-    trained = fit_task(world.events, settings, task="purchase", customers=world.customers)
-    folder = write_bundle(trained, tmp_path_factory.mktemp("bundle") / "purchase", truth=world.truth,
-                          settings=settings, seconds=1.0)
-    return settings, world, trained, folder
+    """A small simulated world, a purchase model fitted on it and its bundle: built once per session."""
+    from tests.conftest import build_once
+
+    def build(folder: Path):
+        settings = load_settings(ROOT / "configs" / "demo.yaml", overrides=SMALL)
+        world = simulate_crm(settings)
+        trained = fit_task(world.events, settings, task="purchase", customers=world.customers)
+        bundle = write_bundle(trained, folder / "purchase", truth=world.truth, settings=settings, seconds=1.0)
+        return settings, world, trained, bundle
+
+    return build_once(tmp_path_factory, "tracking-trained-world", build)
 
 
-@pytest.fixture
-def logged(trained_world, mlflow_store):
+@pytest.fixture(scope="module")
+def logged(trained_world, mlflow_template_db, tmp_path_factory):
+    """That training run logged to a store of its own, once per session (the tests only read it)."""
+    from tests.conftest import build_once
+
     settings, world, trained, folder = trained_world
-    settings = load_settings(ROOT / "configs" / "demo.yaml", overrides=[*SMALL, *mlflow_store])
-    run_id = log_training_run(TrainRun(trained, folder, world.truth, 1.0), settings, events=world.events,
-                              customers=world.customers)
-    return settings, world, trained, run_id
+
+    def build(where: Path):
+        shutil.copyfile(mlflow_template_db, where / "mlflow.db")
+        store = [f"mlflow.tracking_uri=sqlite:///{where / 'mlflow.db'}", f"mlflow.artifact_location={where / 'art'}",
+                 "mlflow.tracking_uri_env=null"]
+        tracked = load_settings(ROOT / "configs" / "demo.yaml", overrides=[*SMALL, *store])
+        run_id = log_training_run(TrainRun(trained, folder, world.truth, 1.0), tracked, events=world.events,
+                                  customers=world.customers)
+        return tracked, run_id
+
+    tracked, run_id = build_once(tmp_path_factory, "tracking-logged-run", build)
+    return tracked, world, trained, run_id
 
 
 @pytest.mark.slow
@@ -218,16 +235,16 @@ def test_mlflow_models_predict_accepts_the_model(logged, tmp_path):
     np.testing.assert_allclose(got, trained.test_scores["prob__lightgbm"].head(40).to_numpy(), rtol=0, atol=1e-12)
 
 
-def test_a_bundle_folder_loads_for_scoring(trained_world):
-    settings, world, trained, folder = trained_world
+@pytest.mark.slow
+def test_a_bundle_folder_loads_for_scoring(trained_world, tmp_path):
+    settings, world, trained, shared = trained_world
+    folder = Path(shutil.copytree(shared, tmp_path / "purchase"))
+    (folder / "thresholds.json").unlink(missing_ok=True)
     bundle = load_signal_model(folder)
     assert isinstance(bundle, SignalBundle) and bundle.task == "purchase" and bundle.thresholds is None
     assert bundle.feature_names == trained.model.feature_names_
     (folder / "thresholds.json").write_text(json.dumps({"bands": [0.05, 0.2]}))
-    try:
-        assert load_signal_model(folder).thresholds == {"bands": [0.05, 0.2]}
-    finally:
-        (folder / "thresholds.json").unlink()
+    assert load_signal_model(folder).thresholds == {"bands": [0.05, 0.2]}
     with pytest.raises(FileNotFoundError, match="not a model bundle"):
         load_signal_model(folder / "figures")
     with pytest.raises(ValueError, match="lacks"):
