@@ -174,6 +174,10 @@ def test_a_training_run_is_named_tagged_and_has_every_metric_and_the_bundle(logg
             assert f"{key}_high" in metrics, key
     assert metrics["lightgbm.roc_auc"] == pytest.approx(trained.metric("lightgbm", "roc_auc"))
     assert "truth.spearman" in metrics and "points.webinar" in metrics
+    by_origin = getattr(trained, "metrics_by_origin", None)
+    if by_origin is not None and len(by_origin):  # the rolling-origin backtest: one step per origin
+        history = client.get_metric_history(run_id, "origin.lightgbm.roc_auc")
+        assert sorted(m.step for m in history) == list(range(1, by_origin["origin"].nunique() + 1))
     listed = {a.path for a in client.list_artifacts(run_id, "bundle")}
     assert {"bundle/points.csv", "bundle/metrics.csv", "bundle/summary.json", "bundle/top_reasons.csv",
             "bundle/spec.json", "bundle/figures", "bundle/model"} <= listed

@@ -16,7 +16,8 @@ params              the resolved config flattened (``model.lightgbm.learning_rat
                     range, the train / validation / test cutoffs, the half-life, the feature
                     spec's hash, the package version and the git commit
 metrics             ``<model>.<metric>`` with ``_low`` / ``_high`` (95% interval) for the model
-                    and every baseline; ``lightgbm_minus_<baseline>.roc_auc``; ``points.<type>``
+                    and every baseline; ``lightgbm_minus_<baseline>.roc_auc``; ``points.<type>``;
+                    ``origin.<model>.<metric>`` with one step per backtest origin
 artifacts           ``bundle/`` (the whole model bundle: points table, figures, reasons,
                     summary) and ``model/`` (the pyfunc model)
 registered models   ``<prefix>-churn``, ``<prefix>-purchase`` with aliases ``champion`` and
@@ -67,6 +68,7 @@ __all__ = [
     "git_commit",
     "load_champion",
     "log_training_run",
+    "metrics_by_origin",
     "metrics_of",
     "model_name",
     "redact",
@@ -222,6 +224,26 @@ def metrics_of(trained: TrainedTask, prefix: str = "") -> dict[str, float]:
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
 
 
+def metrics_by_origin(trained: TrainedTask) -> list[tuple[str, float, int, int]]:
+    """``origin.<model>.<metric>`` per backtest origin as metric histories: step k is the k-th origin
+    (oldest first) and the timestamp is the origin's first test cutoff, so the run page charts each
+    metric over the origins. Empty for a task trained without a backtest."""
+    import math
+
+    table = getattr(trained, "metrics_by_origin", None)
+    if table is None or len(table) == 0 or "origin" not in table.columns:
+        return []
+    origins = sorted(pd.unique(table["origin"]))
+    step = {origin: k for k, origin in enumerate(origins, start=1)}
+    rows = []
+    for r in table.itertuples():
+        if r.estimate is None or not math.isfinite(float(r.estimate)):
+            continue
+        rows.append((f"origin.{r.model}.{r.metric}", float(r.estimate), step[r.origin],
+                     int(pd.Timestamp(r.origin).timestamp() * 1000)))
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # the store
 
@@ -321,6 +343,15 @@ class Tracker:
         with self.step("logging params and metrics"):
             for i in range(0, max(len(p), len(m), len(t)), 100):
                 self.client.log_batch(run_id, metrics=m[i:i + 100], params=p[i:i + 100], tags=t[i:i + 100])
+
+    def log_history(self, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
+        """Log metric histories: ``(key, value, step, timestamp_ms)`` rows (e.g. one step per backtest origin)."""
+        from mlflow.entities import Metric
+
+        metrics = [Metric(k, float(v), int(ts), int(step)) for k, v, step, ts in rows]
+        with self.step("logging metrics per origin"):
+            for i in range(0, len(metrics), 1000):
+                self.client.log_batch(run_id, metrics=metrics[i:i + 1000])
 
     def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:
         with self.step(f"uploading {artifact_path or 'artifacts'}"):
@@ -487,6 +518,9 @@ def log_trained(tracker: Tracker, run_id: str, trained: TrainedTask, bundle: Pat
 
     tracker.log(run_id, params=run_params(trained, settings, events=events, as_of=as_of),
                 metrics=metrics_of(trained))
+    history = metrics_by_origin(trained)
+    if history:
+        tracker.log_history(run_id, history)
     tracker.log_artifacts(run_id, bundle, "bundle")
     with tempfile.TemporaryDirectory(prefix="signals-run-") as tmp:
         config = Path(tmp) / "config.json"
