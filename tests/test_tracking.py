@@ -27,6 +27,7 @@ from signals.io.tracking import (
     run_name,
     tracking_uri,
 )
+from signals.jobs.retrain import latest_test_rows
 from signals.jobs.train import TrainRun, write_bundle
 from signals.modeling.pyfunc import SignalBundle, load_signal_model, serving_frame
 from signals.modeling.training import fit_task
@@ -196,10 +197,10 @@ def test_the_pyfunc_model_reproduces_the_test_probabilities(logged):
         model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    rows = trained.test_scores[["customer_id", "cutoff"]]
+    test = latest_test_rows(trained)  # the kept model's test rows (earlier backtest origins had their own models)
     spec = FeatureSpec.from_json(trained.spec.to_json())
-    X = build_features(world.events, rows, spec, customers=world.customers)
-    expected = trained.test_scores["prob__lightgbm"].to_numpy()
+    X = build_features(world.events, test[["customer_id", "cutoff"]], spec, customers=world.customers)
+    expected = test["prob__lightgbm"].to_numpy()
     # a feature frame straight from build_features (categoricals, int32 counts, tz-aware cutoffs)
     np.testing.assert_allclose(model.predict(X)["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
     # raw canonical events + as-of: the features come from the saved spec
@@ -209,7 +210,7 @@ def test_the_pyfunc_model_reproduces_the_test_probabilities(logged):
     out = model.predict(events, params={"as_of": last.isoformat()})
     assert list(out.columns) == ["customer_id", "cutoff", "probability"]
     got = out.set_index("customer_id")["probability"]
-    at_last = trained.test_scores[trained.test_scores["cutoff"] == last]
+    at_last = test[test["cutoff"] == last]
     np.testing.assert_allclose(got.loc[at_last["customer_id"].astype(str)].to_numpy(),
                                at_last["prob__lightgbm"].to_numpy(), rtol=0, atol=1e-12)
     # the loader for scoring gives the same model, spec and provenance
@@ -222,7 +223,8 @@ def test_the_pyfunc_model_reproduces_the_test_probabilities(logged):
 @pytest.mark.slow
 def test_mlflow_models_predict_accepts_the_model(logged, tmp_path):
     settings, world, trained, run_id = logged
-    rows = trained.test_scores[["customer_id", "cutoff"]].head(40)
+    test = latest_test_rows(trained).head(40)
+    rows = test[["customer_id", "cutoff"]]
     bundle = load_signal_model(f"runs:/{run_id}/model", tracking_uri=tracking_uri(settings), dst=tmp_path / "m")
     X = build_features(world.events, rows, bundle.spec, customers=world.customers)
     frame = serving_frame(bundle, X)
@@ -236,7 +238,7 @@ def test_mlflow_models_predict_accepts_the_model(logged, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     predictions = json.loads((tmp_path / "out.json").read_text())["predictions"]
     got = np.array([p["probability"] for p in predictions])
-    np.testing.assert_allclose(got, trained.test_scores["prob__lightgbm"].head(40).to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, test["prob__lightgbm"].to_numpy(), rtol=0, atol=1e-12)
 
 
 @pytest.mark.slow
