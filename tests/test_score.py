@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from signals.cli import app
-from signals.errors import DataError
+from signals.errors import DataError, TrackingError
 from signals.io.sinks import open_sink
 from signals.jobs.score import load_models, run_score
 from signals.jobs.simulate import run_simulate
@@ -87,8 +87,8 @@ def test_scoring_refuses_data_that_does_not_fit_the_saved_spec(world):
 
 def test_a_missing_alias_is_a_clear_error(world):
     settings, _ = world
-    with pytest.raises(DataError, match=r"no version of the registered model 'signals-purchase' has the alias "
-                                        r"'champion'.*signals retrain"):
+    with pytest.raises(TrackingError, match=r"registered model 'signals-purchase' has no alias 'champion'.*"
+                                            r"signals retrain"):
         load_models(settings, "champion", tasks=["purchase"])
     with pytest.raises(DataError, match="no model bundle at"):
         load_models(settings, "no/such/folder", tasks=["purchase"])
@@ -97,7 +97,7 @@ def test_a_missing_alias_is_a_clear_error(world):
             "--no-track", "--no-write"]
     result = CliRunner().invoke(app, ["score", "--as-of", "2025-11-01", "--model", "champion", *base])
     said = " ".join(result.output.split())  # the console wraps long lines
-    assert result.exit_code == 1 and "has the alias 'champion'" in said and "Traceback" not in said
+    assert result.exit_code == 1 and "has no alias 'champion'" in said and "Traceback" not in said
     result = CliRunner().invoke(app, ["score", "--as-of", "the first of May", *base])
     assert result.exit_code == 2 and "is not a date" in " ".join(result.output.split())  # a usage mistake
 

@@ -599,8 +599,8 @@ def demo_command(
     from signals.jobs.demo import run_demo
 
     settings = load_cli_settings(config, overrides)
-    run_demo(settings, console=console, show_training=print_training, show_ingest=_ingest_table,
-             show_scoring=print_scoring)
+    run_demo(settings, console=console, show_ingest=_ingest_table, show_scoring=print_scoring,
+             show_retrain=print_retrain)
 
 
 AsOfOption = Annotated[

@@ -103,40 +103,23 @@ def find_bundle(root: str | Path) -> Path | None:
     return None
 
 
-def load_registered(task: str, alias: str, *, tracking_uri: str, prefix: str = "signals",
-                    dst: str | Path | None = None) -> LoadedModel:
-    """Load the version of ``<prefix>-<task>`` that carries ``alias`` in the MLflow registry.
+def load_registered(task: str, alias: str, *, settings) -> LoadedModel:
+    """Load the version of ``<prefix>-<task>`` that carries ``alias`` in the MLflow registry
+    (:func:`signals.io.tracking.load_champion`: the tracking URI and its credentials come from the
+    settings and the environment).
 
     Raises
     ------
+    TrackingError
+        The store cannot be reached, or no version has that alias (the message says how to register one).
     DataError
-        No registered model of that name, or no version with that alias (the message says which
-        aliases exist and how to create one).
+        The registered model holds no scoring policy (``thresholds.json``): retrain it.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from signals.io.tracking import load_champion
 
-    name = registered_name(prefix, task)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        model_version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        try:
-            registered = client.get_registered_model(name)
-            aliases = sorted(getattr(registered, "aliases", {}) or {})
-            have = f"its aliases are {aliases}" if aliases else "it has no alias yet"
-        except MlflowException:
-            have = "no model of that name is registered"
-        raise DataError(
-            f"no version of the registered model {name!r} has the alias {alias!r} in {tracking_uri} ({have}); "
-            f"run `signals retrain` to register a champion, or score a bundle folder with --model models"
-        ) from exc
-    uri = f"models:/{name}@{alias}"
-    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
-                                                tracking_uri=tracking_uri)
-    folder = find_bundle(local)
-    if folder is None:
-        raise DataError(f"{uri} (version {model_version.version}) holds no signals bundle (spec.json + model/)")
-    return load_bundle(folder, task=task, prefix=prefix, run_id=model_version.run_id,
-                       version=str(model_version.version), source=f"{uri} (version {model_version.version})")
+    bundle = load_champion(task, settings, alias=alias)
+    info = bundle.info
+    version = str(info.get("version"))
+    return load_bundle(bundle.folder, task=task, prefix=settings.mlflow.registered_model_prefix,
+                       run_id=info.get("run_id"), version=version,
+                       source=f"models:/{info.get('name')}@{alias} (version {version})")

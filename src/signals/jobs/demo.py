@@ -1,9 +1,11 @@
 """The demo job: the whole pipeline on a simulated CRM, with a short report at every stage.
 
-simulate (with messy raw exports) -> ingest -> train both tasks -> score every customer as of the
-last date -> write ``customer_signals`` to the SQLite CRM file -> a summary a sales manager can
-read: alarm counts, the top customers with their reasons, the learned points next to the priors,
-where the runs and the CRM table are.
+simulate (with messy raw exports) -> ingest -> monthly retrains of both tasks (the first registers
+the champions, the next ones are challengers promoted only by the configured rule) -> score every
+customer as of the last date with the champions -> ``customer_signals`` in the SQLite CRM file ->
+a summary a sales manager can read: alarm counts, the top customers with their reasons, the learned
+points next to the priors, where the MLflow runs and the CRM table are, and the command that opens
+the MLflow UI.
 """
 
 from __future__ import annotations
@@ -15,25 +17,30 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from signals.io.tracking import redact, tracking_uri
 from signals.jobs.ingest import run_ingest
+from signals.jobs.retrain import run_backfill
 from signals.jobs.score import ScoreRun, run_score
 from signals.jobs.simulate import run_simulate
-from signals.jobs.train import run_train
-from signals.labels import TASKS
+from signals.jobs.train import load_inputs
 from signals.settings import Settings
 
-__all__ = ["demo_summary", "run_demo"]
+__all__ = ["DEMO_RETRAINS", "demo_summary", "run_demo"]
+
+#: Monthly retrains before scoring: the first registers the champions, the others are challengers.
+DEMO_RETRAINS = 3
 
 
 def run_demo(
     settings: Settings,
     *,
     console: Console,
-    show_training: Callable | None = None,
     show_ingest: Callable | None = None,
+    show_retrain: Callable | None = None,
     show_scoring: Callable | None = None,
+    retrains: int = DEMO_RETRAINS,
 ) -> dict:
-    """simulate -> ingest -> train every task -> score as of the simulation's end -> CRM file -> summary."""
+    """simulate -> ingest -> monthly retrains (champions registered) -> score as of the end -> CRM file -> summary."""
     started = time.perf_counter()
     console.rule("1. simulate a CRM with known truth and a behaviour shift")
     sim = run_simulate(settings, messy=bool(settings.ingest.sources), progress=True)
@@ -45,26 +52,24 @@ def run_demo(
         if show_ingest is not None:
             show_ingest(result)
         console.print(f"{len(result.events):,} canonical events; {len(result.rejects):,} rejected rows with "
-                      f"reasons -> {settings.paths.rejects}; {len(result.duplicates):,} duplicates with the row "
-                      f"each repeats -> {settings.paths.duplicates}")
-    runs = {}
-    step = 3
-    for task in TASKS:
-        console.rule(f"{step}. train and evaluate: {task}")
-        runs[task] = run_train(settings, task=task, progress=lambda m: console.print(f"  {m}", style="dim"))
-        if show_training is not None:
-            show_training(runs[task])
-        step += 1
-    as_of = settings.simulate.end
-    console.rule(f"{step}. score every customer as of {as_of} and write the CRM table")
-    scored = run_score(settings, as_of=as_of, model="models", track=True,
-                       progress=lambda m: console.print(f"  {m}", style="dim"))
+                      f"reasons -> {settings.paths.rejects}")
+    end = pd.Timestamp(settings.simulate.end)
+    first = end - pd.DateOffset(months=retrains)
+    last = end - pd.DateOffset(months=1)
+    console.rule(f"3. train both tasks monthly, {first:%Y-%m-%d} .. {last:%Y-%m-%d}: champions and challengers")
+    inputs = load_inputs(settings)
+    backfill = run_backfill(settings, start=first.date(), end=last.date(), every="1M", inputs=inputs,
+                            show_progress=False, progress=lambda m: console.print(f"  {m}", style="dim"),
+                            on_retrain=show_retrain)
+    console.rule(f"4. score every customer as of {end:%Y-%m-%d} with the champions, write the CRM table")
+    scored = run_score(settings, as_of=end.date(), model="champion", events=inputs[0], customers=inputs[1],
+                       track=True, progress=lambda m: console.print(f"  {m}", style="dim"))
     if show_scoring is not None:
         show_scoring(scored)
     seconds = time.perf_counter() - started
     console.rule(f"summary (done in {seconds:.0f} s)")
     console.print(demo_summary(scored, settings))
-    return {"simulate": sim, "train": runs, "score": scored, "seconds": seconds}
+    return {"simulate": sim, "backfill": backfill, "score": scored, "seconds": seconds}
 
 
 def demo_summary(scored: ScoreRun, settings: Settings, *, top: int = 5) -> str:
@@ -99,7 +104,7 @@ def demo_summary(scored: ScoreRun, settings: Settings, *, top: int = 5) -> str:
     lines.append("")
     if scored.written is not None:
         lines.append(f"CRM table: {scored.written.destination} ({scored.written.rows:,} rows)")
-    lines.append(f"MLflow runs: {settings.mlflow.tracking_uri} (experiment {settings.mlflow.experiment!r})"
+    lines.append(f"MLflow runs: {redact(tracking_uri(settings))} (experiment {settings.mlflow.experiment!r})"
                  + (f", scoring run {scored.mlflow_run_id}" if scored.mlflow_run_id else ""))
-    lines.append(f"open the MLflow UI: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --host 127.0.0.1")
+    lines.append("open the MLflow UI: signals ui -c configs/demo.yaml   (then http://127.0.0.1:5000)")
     return "\n".join(lines)

@@ -54,8 +54,7 @@ def load_models(settings: Settings, model: str | Path = "models", *, tasks: Sequ
     """
     text = str(model)
     if text in ALIASES:
-        return [load_registered(task, text, tracking_uri=settings.mlflow.tracking_uri,
-                                prefix=settings.mlflow.registered_model_prefix) for task in tasks]
+        return [load_registered(task, text, settings=settings) for task in tasks]
     folder = Path(settings.paths.models_dir) if text == "models" else Path(text)
     prefix = settings.mlflow.registered_model_prefix
     if (folder / "spec.json").is_file():
