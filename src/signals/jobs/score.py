@@ -199,9 +199,10 @@ def log_scoring_run(run: ScoreRun, settings: Settings) -> str:
 
     import mlflow
 
+    from signals.io.tracking import tracking_uri
     from signals.modeling.plots import plot_score_distribution, save_figure
 
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri(settings))  # the environment's URI (and credentials) when set
     mlflow.set_experiment(settings.mlflow.experiment)
     day = f"{run.as_of:%Y-%m-%d}"
     tags = {"role": "scoring", "as_of": day, "task": ",".join(m.task for m in run.models)}
