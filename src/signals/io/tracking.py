@@ -199,29 +199,46 @@ def git_commit(folder: str | Path | None = None) -> str | None:
     return f"{head}+dirty" if dirty else head or None
 
 
-def metrics_of(trained: TrainedTask, prefix: str = "") -> dict[str, float]:
-    """Flat metrics of a trained task: ``<model>.<metric>`` and ``..._low`` / ``..._high`` for the
-    model and every baseline, ``lightgbm_minus_<baseline>.roc_auc[_low|_high]``, the learned points
-    ``points.<type>`` and log-odds effects ``effect.<type>``, the row counts ``rows.<part>``.
-    Non-finite values are left out (MLflow cannot store them)."""
+def metrics_of(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The run metrics of a bundle's summary (``summary.json``, :func:`signals.jobs.train.summary_of`).
+
+    Its flat ``metrics`` (``<model>.<metric>`` with ``..._low`` / ``..._high``, pooled over the
+    backtest origins) as they are, plus ``lightgbm_minus_<baseline>.roc_auc[_low|_high]``, each
+    type's own points ``points.<type>`` and log-odds effect ``effect.<type>``, the row counts
+    ``rows.<part>``, ``half_life_days``, ``truth.spearman`` (simulated data), the alarm's
+    ``alarm.<validation|test>.<precision|recall|alarms>``, ``seconds`` and ``seconds.fit.<step>``
+    (:func:`signals.fit_task`'s steps).
+    Non-finite and missing values are left out (MLflow cannot store them).
+
+    >>> metrics_of({"metrics": {"lightgbm.roc_auc": 0.71, "lightgbm.roc_auc_low": 0.70, "rfm.ece": None},
+    ...             "points": {"webinar": {"own_points": 8.5, "own_logodds": 0.2}}})
+    {'lightgbm.roc_auc': 0.71, 'lightgbm.roc_auc_low': 0.7, 'points.webinar': 8.5, 'effect.webinar': 0.2}
+    """
     import math
 
-    out: dict[str, float] = {}
-    for r in trained.metrics.itertuples():
-        key = f"{prefix}{r.model}.{r.metric}"
-        out[key], out[f"{key}_low"], out[f"{key}_high"] = r.estimate, r.low, r.high
-    for r in trained.versus.itertuples():
-        key = f"{prefix}lightgbm_minus_{r.baseline}.roc_auc"
-        out[key], out[f"{key}_low"], out[f"{key}_high"] = r.estimate, r.low, r.high
-    from signals.modeling.drift import points_and_effect
+    out: dict[str, Any] = dict(summary.get("metrics") or {})
+    for baseline, (estimate, low, high) in (summary.get("auc_minus_baseline") or {}).items():
+        key = f"lightgbm_minus_{baseline}.roc_auc"
+        out[key], out[f"{key}_low"], out[f"{key}_high"] = estimate, low, high
+    for touchpoint, row in (summary.get("points") or {}).items():
+        out[f"points.{touchpoint}"] = row.get("own_points")
+        out[f"effect.{touchpoint}"] = row.get("own_logodds")
+    for part, n in (summary.get("rows") or {}).items():
+        out[f"rows.{part}"] = n
+    out["half_life_days"] = summary.get("half_life_days")
+    out["truth.spearman"] = (summary.get("truth_agreement") or {}).get("spearman")
+    for part in ("validation", "test"):
+        for key, value in ((summary.get("alarm") or {}).get(part) or {}).items():
+            if key in ("precision", "recall", "alarms"):
+                out[f"alarm.{part}.{key}"] = value
+    out["seconds"] = summary.get("seconds")
+    for step, value in (summary.get("seconds_by_step") or {}).items():
+        out[f"seconds.fit.{step}"] = value
 
-    for r in points_and_effect(trained.points).itertuples():
-        out[f"{prefix}points.{r.touchpoint}"] = r.points
-        out[f"{prefix}effect.{r.touchpoint}"] = r.effect
-    for part, n in trained.rows.items():
-        out[f"{prefix}rows.{part}"] = n
-    out[f"{prefix}half_life_days"] = trained.half_life_days
-    return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
+    def finite(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+    return {k: float(v) for k, v in out.items() if finite(v)}
 
 
 def metrics_by_origin(trained: TrainedTask) -> list[tuple[str, float, int, int]]:
@@ -470,6 +487,9 @@ def run_params(trained: TrainedTask, settings: Settings, *, events: pd.DataFrame
         "run.cutoffs_train": fmt(split.train),
         "run.cutoffs_validation": fmt(split.validation),
         "run.cutoffs_test": fmt(split.test),
+        "run.embargo": split.mode,
+        "run.backtest_origins": fmt(s.origin for s in (trained.splits or [split])),
+        "run.split_plan": trained.plan.describe() if trained.plan is not None else "",
         "run.fitted_labels_end": fitted_labels_end(trained).isoformat(),
         "run.half_life_days": f"{trained.half_life_days:g}",
         "run.best_iteration": str(trained.model.best_iteration_),
@@ -478,6 +498,10 @@ def run_params(trained: TrainedTask, settings: Settings, *, events: pd.DataFrame
         "run.signals_version": signals.__version__,
         "run.git_commit": git_commit() or "unknown",
     })
+    if trained.data_range:
+        first, last = trained.data_range
+        params.update({"data.first_event": pd.Timestamp(first).isoformat(),
+                       "data.last_event": pd.Timestamp(last).isoformat()})
     if events is not None and len(events):
         params.update({"data.first_event": pd.Timestamp(events["ts"].min()).isoformat(),
                        "data.last_event": pd.Timestamp(events["ts"].max()).isoformat(),
@@ -504,20 +528,27 @@ def note(trained: TrainedTask, *, extra: str = "") -> str:
 
     points = points_and_effect(trained.points).dropna(subset=["points"]).sort_values("points", ascending=False)
     top = ", ".join(f"{r.touchpoint} {r.points:+.1f}" for r in points.head(5).itertuples())
-    split = trained.split.describe()
-    return (f"**{trained.task}** — test {split['test']}: ROC AUC {auc.estimate:.3f} "
-            f"[{auc.low:.3f}, {auc.high:.3f}], ECE {ece.estimate:.4f}. "
+    origins = len(trained.splits) or 1
+    tests = [t for s in (trained.splits or [trained.split]) for t in s.test]
+    return (f"**{trained.task}** — backtest over {origins} origin(s), test cutoffs {min(tests):%Y-%m-%d}.."
+            f"{max(tests):%Y-%m-%d}: ROC AUC {auc.estimate:.3f} [{auc.low:.3f}, {auc.high:.3f}], "
+            f"ECE {ece.estimate:.4f}. "
             f"Half-life {trained.half_life_days:g} days. Top learned points: {top}.{extra}")
 
 
 def log_trained(tracker: Tracker, run_id: str, trained: TrainedTask, bundle: Path, settings: Settings, *,
                 events: pd.DataFrame | None, customers: pd.DataFrame | None, as_of: pd.Timestamp | None,
                 log_model: bool = True) -> None:
-    """Params, metrics, the bundle (``bundle/``) and the pyfunc model (``model/``) of one trained task."""
+    """Params, metrics, the bundle (``bundle/``) and the pyfunc model (``model/``) of one trained task.
+
+    The metrics are the bundle's ``summary.json`` (:func:`metrics_of`), so the run and the bundle
+    say the same; the per-origin metrics go in as histories (:func:`metrics_by_origin`).
+    """
     from signals.modeling.pyfunc import SignalBundle, example_features, save_pyfunc
 
+    summary = json.loads((Path(bundle) / "summary.json").read_text(encoding="utf-8"))
     tracker.log(run_id, params=run_params(trained, settings, events=events, as_of=as_of),
-                metrics=metrics_of(trained))
+                metrics=metrics_of(summary))
     history = metrics_by_origin(trained)
     if history:
         tracker.log_history(run_id, history)
@@ -554,12 +585,6 @@ def log_training_run(run: TrainRun, settings: Settings, *, events: pd.DataFrame 
     run_id = tracker.start_run(f"{trained.task} {label}", tags, started=time.time() - run.seconds)
     try:
         log_trained(tracker, run_id, trained, run.bundle, settings, events=events, customers=customers, as_of=as_of)
-        if run.truth is not None:
-            from signals.modeling.training import truth_agreement
-
-            agreement = truth_agreement(trained, run.truth)
-            tracker.log(run_id, metrics={"truth.spearman": agreement["spearman"]})
-        tracker.log(run_id, metrics={"seconds": run.seconds})
     except BaseException as exc:
         tracker.fail_run(run_id, exc)
         raise

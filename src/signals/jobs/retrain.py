@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,8 +166,14 @@ def evaluate_bundle(bundle: SignalBundle, events: pd.DataFrame, rows: pd.DataFra
 
 
 def latest_test_rows(trained: TrainedTask) -> pd.DataFrame:
-    """The test rows of the deployed model's split (the latest out-of-time cutoffs), with its scores."""
+    """The test rows of the kept model's origin (the latest out-of-time cutoffs), with its scores.
+
+    ``trained.test_scores`` holds every backtest origin's test rows, each scored by that origin's
+    own model; only the latest origin's were scored by the model a retrain registers.
+    """
     scores = trained.test_scores
+    if "origin" in scores.columns:
+        return scores[scores["origin"] == trained.split.origin].reset_index(drop=True)
     return scores[scores[CUTOFF].isin(trained.split.test)].reset_index(drop=True)
 
 
@@ -379,11 +384,7 @@ def _retrain_metrics(result: TaskRetrain) -> dict[str, float]:
         out[f"points_change.{r.touchpoint}"] = r.change
     out["promoted"] = float(result.decision.promote)
     for step, seconds in result.seconds_by_step.items():
-        out[f"seconds.{step}"] = seconds
-    if result.truth is not None:
-        with warnings.catch_warnings():  # a constant model has constant points: no rank correlation
-            warnings.simplefilter("ignore")
-            out["truth.spearman"] = truth_agreement(result.trained, result.truth)["spearman"]
+        out[f"seconds.retrain.{step}"] = seconds
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(float(v))}
 
 
