@@ -21,15 +21,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("score_world")]  # one w
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, mlflow_template_db):
+    import shutil
+
     root = tmp_path_factory.mktemp("score")
+    shutil.copyfile(mlflow_template_db, root / "mlflow.db")  # migrated once per session
     settings = load_settings(overrides=[
         "simulate.n_customers=3000", "model.bootstrap_rounds=20", "model.points_reference_rows=500",
         "model.lightgbm.num_threads=1", "features.static_columns=[segment]",
         f"paths.events={root / 'events.parquet'}", f"paths.customers={root / 'customers.parquet'}",
         f"paths.truth={root / 'truth.json'}", f"paths.models_dir={root / 'models'}",
         f"sink.url=sqlite:///{root / 'crm.db'}", "sink.url_env=null",
-        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}", f"mlflow.artifact_location={root / 'mlartifacts'}",
+        "mlflow.tracking_uri_env=null",
     ])
     run_simulate(settings, messy=False)
     for task in ("purchase", "churn"):

@@ -193,41 +193,45 @@ def score(settings: Settings | None = None, *, as_of, model: str | Path = "model
 
 def log_scoring_run(run: ScoreRun, settings: Settings) -> str:
     """Log a scoring run to MLflow: rows scored, alarm counts, the score distribution per task,
-    the model versions used (params and tags), the summary and a score histogram (artifacts)."""
+    the model versions used (params and tags), the summary and a score histogram (artifacts).
+
+    Goes through :class:`signals.io.tracking.Tracker` (the configured store, or the one
+    ``MLFLOW_TRACKING_URI`` names; the experiment and artifact root of training runs). Raises
+    :class:`~signals.errors.TrackingError` when the store fails; the rows are written by then.
+    """
     import json
     import tempfile
 
-    import mlflow
-
-    from signals.io.tracking import tracking_uri
+    from signals.io.tracking import Tracker
     from signals.modeling.plots import plot_score_distribution, save_figure
 
-    mlflow.set_tracking_uri(tracking_uri(settings))  # the environment's URI (and credentials) when set
-    mlflow.set_experiment(settings.mlflow.experiment)
-    day = f"{run.as_of:%Y-%m-%d}"
+    tracker = Tracker.connect(settings)
+    day = f"{run.as_of.tz_convert(settings.timezone):%Y-%m-%d}"
     tags = {"role": "scoring", "as_of": day, "task": ",".join(m.task for m in run.models)}
-    with mlflow.start_run(run_name=f"score {day}", tags=tags) as active:
-        params = {"as_of": run.as_of.isoformat(), "customers": run.summary and max(v["rows"] for v in run.summary.values())}
-        for m in run.models:
-            params[f"{m.task}.model"] = m.name
-            params[f"{m.task}.model_version"] = m.version
-            params[f"{m.task}.model_source"] = m.source[:500]
-            if m.run_id:
-                params[f"{m.task}.training_run_id"] = m.run_id
-        if run.written is not None:
-            params["sink"] = run.written.destination
-        mlflow.log_params(params)
-        metrics = {}
-        for task, info in run.summary.items():
-            metrics[f"{task}.rows"] = info["rows"]
-            metrics[f"{task}.alarms"] = info["alarms"]
-            metrics[f"{task}.alarm_share"] = info["alarms"] / info["rows"] if info["rows"] else 0.0
-            for band, count in info["bands"].items():
-                metrics[f"{task}.band_{band}"] = count
-            for key in ("score_mean", "score_p50", "score_p90", "score_p99", "score_max"):
-                metrics[f"{task}.{key}"] = info[key]
-        metrics.update({f"seconds.{k}": v for k, v in run.seconds.items()})
-        mlflow.log_metrics(metrics)
+    for m in run.models:
+        tags[f"{m.task}.model_version"] = m.version
+    params = {"as_of": run.as_of.isoformat(), "customers": run.summary and max(v["rows"] for v in run.summary.values())}
+    for m in run.models:
+        params[f"{m.task}.model"] = m.name
+        params[f"{m.task}.model_version"] = m.version
+        params[f"{m.task}.model_source"] = m.source[:500]
+        if m.run_id:
+            params[f"{m.task}.training_run_id"] = m.run_id
+    if run.written is not None:
+        params["sink"] = run.written.destination
+    metrics = {}
+    for task, info in run.summary.items():
+        metrics[f"{task}.rows"] = info["rows"]
+        metrics[f"{task}.alarms"] = info["alarms"]
+        metrics[f"{task}.alarm_share"] = info["alarms"] / info["rows"] if info["rows"] else 0.0
+        for band, count in info["bands"].items():
+            metrics[f"{task}.band_{band}"] = count
+        for key in ("score_mean", "score_p50", "score_p90", "score_p99", "score_max"):
+            metrics[f"{task}.{key}"] = info[key]
+    metrics.update({f"seconds.{k}": v for k, v in run.seconds.items()})
+    run_id = tracker.start_run(f"score {day}", tags)
+    try:
+        tracker.log(run_id, params=params, metrics={k: v for k, v in metrics.items() if v is not None})
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "scoring_summary.json").write_text(json.dumps(run.summary, indent=2, default=str))
@@ -236,5 +240,9 @@ def log_scoring_run(run: ScoreRun, settings: Settings) -> str:
                    [["task", "customer_id", "score", "rank", "band", "alarm", "temperature", "reason_1",
                      "reason_2", "reason_3"]])
             top.to_csv(folder / "top_customers.csv", index=False)
-            mlflow.log_artifacts(str(folder))
-        return active.info.run_id
+            tracker.log_artifacts(run_id, folder)
+    except BaseException as exc:
+        tracker.fail_run(run_id, exc)
+        raise
+    tracker.end_run(run_id)
+    return run_id
