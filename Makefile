@@ -37,7 +37,7 @@ system-deps: ## install PostgreSQL, a JRE and Chromium from Debian's packages (r
 	elif [ "$$(id -u)" != 0 ]; then echo "system-deps: missing$$missing; run as root (or sudo make system-deps); the tests that need them will skip"; \
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
-demo: $(STAMP) ## simulate a CRM, ingest its messy exports, train both tasks, score every customer into crm.db, print a summary
+demo: $(STAMP) ## simulate a CRM, ingest its messy exports, retrain both tasks monthly (MLflow champions), score every customer into crm.db, print a summary
 	$(BIN)/signals demo --config configs/demo.yaml
 
 test: $(STAMP) ## run the whole test suite

@@ -592,9 +592,9 @@ def demo_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="Demo config.")] = Path("configs/demo.yaml"),
     overrides: SetOption = None,
 ) -> None:
-    """The whole pipeline on a simulated CRM: simulate -> messy exports -> ingest -> train churn and purchase -> score every customer -> CRM table.
+    """The whole pipeline on a simulated CRM: simulate -> messy exports -> ingest -> monthly retrains of churn and purchase (MLflow champion / challenger) -> score every customer with the champions -> CRM table.
 
-    Everything runs locally on the embedded defaults (files under data/ and models/, the CRM table in crm.db, runs in mlflow.db) and ends with a summary: alarm counts, the top customers with their reasons, the learned points next to the priors, and where everything is.
+    The retrains run as of the last three months' first days: the first registers each task's champion (signals-churn, signals-purchase), the next ones are challengers promoted only by the mlflow.promotion rule; a second demo run on the same registry retrains only dates later than the champions. Everything runs locally on the embedded defaults (files under data/, reports/points_over_time.png, the CRM table in crm.db, runs and models in mlflow.db and mlartifacts/) and ends with a summary: alarm counts, the top customers with their reasons, the learned points next to the priors, and where everything is (`signals ui` opens the runs).
     """
     from signals.jobs.demo import run_demo
 

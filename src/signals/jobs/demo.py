@@ -25,7 +25,7 @@ from signals.jobs.simulate import run_simulate
 from signals.jobs.train import load_inputs
 from signals.settings import Settings
 
-__all__ = ["DEMO_RETRAINS", "demo_summary", "run_demo"]
+__all__ = ["DEMO_RETRAINS", "demo_summary", "retrain_dates", "run_demo"]
 
 #: Monthly retrains before scoring: the first registers the champions, the others are challengers.
 DEMO_RETRAINS = 3
@@ -52,15 +52,23 @@ def run_demo(
         if show_ingest is not None:
             show_ingest(result)
         console.print(f"{len(result.events):,} canonical events; {len(result.rejects):,} rejected rows with "
-                      f"reasons -> {settings.paths.rejects}")
+                      f"reasons -> {settings.paths.rejects}; {len(result.duplicates):,} duplicates with the row "
+                      f"each repeats -> {settings.paths.duplicates}")
     end = pd.Timestamp(settings.simulate.end)
     first = end - pd.DateOffset(months=retrains)
     last = end - pd.DateOffset(months=1)
     console.rule(f"3. train both tasks monthly, {first:%Y-%m-%d} .. {last:%Y-%m-%d}: champions and challengers")
     inputs = load_inputs(settings)
-    backfill = run_backfill(settings, start=first.date(), end=last.date(), every="1M", inputs=inputs,
-                            show_progress=False, progress=lambda m: console.print(f"  {m}", style="dim"),
-                            on_retrain=show_retrain)
+    dates = retrain_dates(settings, first.date(), last.date())
+    backfill = None
+    if dates:
+        backfill = run_backfill(settings, start=dates[0], end=dates[-1], every="1M", inputs=inputs,
+                                show_progress=False, progress=lambda m: console.print(f"  {m}", style="dim"),
+                                on_retrain=show_retrain)
+    else:
+        console.print(f"the registry's champions ({redact(tracking_uri(settings))}) are as of {last:%Y-%m-%d} or "
+                      "later (an earlier demo run): scoring with them. A fresh mlflow.db, or another "
+                      "mlflow.registered_model_prefix, replays the retrains")
     console.rule(f"4. score every customer as of {end:%Y-%m-%d} with the champions, write the CRM table")
     scored = run_score(settings, as_of=end.date(), model="champion", events=inputs[0], customers=inputs[1],
                        track=True, progress=lambda m: console.print(f"  {m}", style="dim"))
@@ -70,6 +78,28 @@ def run_demo(
     console.rule(f"summary (done in {seconds:.0f} s)")
     console.print(demo_summary(scored, settings))
     return {"simulate": sim, "backfill": backfill, "score": scored, "seconds": seconds}
+
+
+def retrain_dates(settings: Settings, first, last) -> list[pd.Timestamp]:
+    """The monthly as-of dates from ``first`` to ``last`` later than every task's current champion.
+
+    A champion is never challenged by a model of an earlier date (``signals retrain`` refuses it),
+    so a second demo run on the same registry retrains only what is new, if anything.
+    """
+    from signals.cutoffs import as_of_instant
+    from signals.io.tracking import CHAMPION, Tracker, model_name
+    from signals.jobs.retrain import as_of_dates
+    from signals.labels import TASKS
+
+    tracker = Tracker.connect(settings)
+    latest = []
+    for task in TASKS:
+        version = tracker.alias_version(model_name(settings, task), CHAMPION)
+        stamp = (version.tags or {}).get("as_of_utc") if version is not None else None
+        if stamp:
+            latest.append(pd.Timestamp(stamp))
+    dates = as_of_dates(first, last, "1M")
+    return [d for d in dates if not latest or as_of_instant(d.date(), settings.timezone) > max(latest)]
 
 
 def demo_summary(scored: ScoreRun, settings: Settings, *, top: int = 5) -> str:
