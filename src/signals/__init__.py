@@ -18,6 +18,10 @@ guessed (see :mod:`signals.schemas`).
 
 Scoring (``signals.score(settings, as_of=...)``) writes every customer's probability, band,
 temperature, alarm and reasons of both tasks to the CRM table; see :mod:`signals.jobs.score`.
+MLflow: ``signals.run_retrain(settings, as_of=...)`` trains a challenger and promotes it only by
+the configured rule, ``signals.run_backfill`` replays that monthly, and
+``signals.load_champion(task, settings)`` / ``signals.load_signal_model(uri_or_folder)`` load a
+model for scoring (see :mod:`signals.jobs.retrain`, :mod:`signals.io.tracking`).
 
 ``fit_task`` chains four steps a notebook can also run (or swap) one by one:
 ``training_set`` -> ``fit_model`` -> ``learn_points`` -> ``evaluate``.
@@ -95,6 +99,8 @@ _EXPORTS = {
     "load_signal_model": "signals.modeling.pyfunc",
     "load_champion": "signals.io.tracking",
     "TrackingError": "signals.errors",
+    "run_retrain": "signals.jobs.retrain",
+    "run_backfill": "signals.jobs.retrain",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -136,6 +142,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from signals.features.spec import FeatureSpec
     from signals.ingest import IngestResult, ingest
     from signals.io.tracking import load_champion
+    from signals.jobs.retrain import run_backfill, run_retrain
     from signals.jobs.score import ScoreRun, score
     from signals.labels import churn_within, purchase_within
     from signals.messy import messy_sources
