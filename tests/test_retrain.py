@@ -154,6 +154,23 @@ def test_backfill_then_a_worse_challenger_keeps_the_champion(world, mlflow_store
     tags = client.get_run(third.run_id).data.tags
     assert (tags["role"], tags["decision"]) == ("challenger", "keep champion")
 
+    # scoring by alias (`signals score --model champion`): the registry's champion, not the latest version
+    from signals.io.tracking import load_champion
+    from signals.jobs.score import run_score
+
+    events, customers, _ = world
+    scored = run_score(settings, as_of="2025-12-01", model="champion", tasks=["purchase"], events=events,
+                       customers=customers, write=False)
+    (loaded,) = scored.models
+    assert loaded.version == champion_version and loaded.source.startswith("models:/signals-purchase@champion")
+    assert loaded.run_id == client.get_model_version("signals-purchase", champion_version).run_id
+    rows = scored.signals
+    assert len(rows) > 500 and set(rows["model_version"].astype(str)) == {champion_version}
+    pyfunc = load_champion("purchase", settings).predict_events(events, "2025-12-01", customers=customers)
+    same = rows.merge(pyfunc, on="customer_id")
+    assert len(same) == len(rows)
+    np.testing.assert_allclose(same["score"], same["probability"], rtol=0, atol=1e-9)
+
     # replaying an earlier date against a later champion is refused before any training
     with pytest.raises(DataError, match="later than this retrain's as-of 2025-08-01"):
         run_retrain(settings, as_of="2025-08-01", tasks=["purchase"], inputs=world)

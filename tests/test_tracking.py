@@ -242,6 +242,34 @@ def test_mlflow_models_predict_accepts_the_model(logged, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("spark")  # the worker that runs the Spark tests (one JVM per worker)
+def test_spark_udf_accepts_the_model(logged, tmp_path):
+    pytest.importorskip("pyspark", reason="pyspark is not installed: install the spark extra")
+    import mlflow
+    import mlflow.pyfunc
+    from pyspark.sql import SparkSession
+
+    from signals import spark as ss
+
+    settings, world, trained, run_id = logged
+    folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model", dst_path=str(tmp_path),
+                                                 tracking_uri=tracking_uri(settings))
+    bundle = load_signal_model(folder)
+    test = latest_test_rows(trained).head(60)
+    X = build_features(world.events, test[["customer_id", "cutoff"]], bundle.spec, customers=world.customers)
+    existing = SparkSession.getActiveSession()
+    session = existing or ss.spark_session("local[1]", shuffle_partitions=1, app_name="signals-pyfunc-udf")
+    try:
+        frame = session.createDataFrame(serving_frame(bundle, X))
+        udf = mlflow.pyfunc.spark_udf(session, folder, result_type="double", env_manager="local")
+        got = frame.withColumn("p", udf(*bundle.feature_names)).select("p").toPandas()["p"].to_numpy()
+    finally:
+        if existing is None:
+            session.stop()
+    np.testing.assert_allclose(got, test["prob__lightgbm"].to_numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
 def test_a_bundle_folder_loads_for_scoring(trained_world, tmp_path):
     settings, world, trained, shared = trained_world
     folder = Path(shutil.copytree(shared, tmp_path / "purchase"))
