@@ -51,16 +51,21 @@ def test_run_names_are_task_and_local_as_of_date():
     assert run_name("churn", "2025-10-31") == "churn 2025-10-31"
 
 
-def test_params_are_the_resolved_config_without_secrets():
-    settings = load_settings(overrides=["sink.url=postgresql://crm:hunter2@db.example/crm",
-                                        "mlflow.tracking_uri=https://bob:pw@mlflow.example"])
+def test_params_are_the_resolved_config_and_a_config_holds_no_password():
+    from signals.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"mlflow.tracking_uri.*holds a password.*MLFLOW_TRACKING_PASSWORD"):
+        load_settings(overrides=["mlflow.tracking_uri=https://bob:pw@mlflow.example"])
+    with pytest.raises(ConfigError, match=r"mlflow.registry_uri.*holds a password"):
+        load_settings(overrides=["mlflow.registry_uri=https://bob:pw@mlflow.example"])
+    settings = load_settings(overrides=["mlflow.tracking_uri=https://bob@mlflow.example"])
     params = flatten_settings(settings)
-    assert params["sink.url"] == "postgresql://crm:***@db.example/crm"
-    assert params["mlflow.tracking_uri"] == "https://bob:***@mlflow.example"
-    assert "hunter2" not in json.dumps(params) and "pw@" not in json.dumps(params)
+    assert params["mlflow.tracking_uri"] == "https://bob@mlflow.example" and params["sink.url"] == "sqlite:///crm.db"
     assert params["model.lightgbm.learning_rate"] == "0.05"
     assert params["mlflow.promotion.auc_margin"] == "0.005"
     assert all(len(k) <= 250 and len(v) <= 6000 for k, v in params.items())
+    # what comes from the environment (MLFLOW_TRACKING_URI) is shown without its password
+    assert redact("https://alice:s3cret@mlflow.example.com/") == "https://alice:***@mlflow.example.com/"
     assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
@@ -88,11 +93,11 @@ def test_an_unreachable_server_is_a_clear_error_before_any_work(tmp_path, monkey
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    settings = load_settings(overrides=[f"mlflow.tracking_uri=http://user:secret@127.0.0.1:{port}",
-                                        "mlflow.tracking_uri_env=null"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:secret@127.0.0.1:{port}")  # credentials: environment only
     with pytest.raises(TrackingError, match=r"cannot be reached") as err:
-        Tracker.connect(settings)
+        Tracker.connect(load_settings())
     assert "secret" not in str(err.value) and f"127.0.0.1:{port}" in str(err.value)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     # the CLI fails fast: before any training, one line, no traceback; --no-track never asks the store
     monkeypatch.chdir(tmp_path)
     tiny = ["--set", "simulate.n_customers=200", "--set", f"mlflow.tracking_uri=http://127.0.0.1:{port}",

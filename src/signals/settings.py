@@ -341,6 +341,18 @@ class MlflowSettings(_Frozen):
     track_training: bool = Field(default=True, description="`signals train` logs a run (--no-track opts out)")
     promotion: PromotionSettings = PromotionSettings()
 
+    @field_validator("tracking_uri", "registry_uri")
+    @classmethod
+    def _no_password(cls, v: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if v is not None and urlsplit(v).password is not None:
+            raise ValueError("the URI holds a password: credentials never go in a config file; set "
+                             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN), or put "
+                             "the whole URI in the environment variable named by mlflow.tracking_uri_env "
+                             "(default MLFLOW_TRACKING_URI)")
+        return v
+
 
 class SinkSettings(_Frozen):
     """Where batch scoring writes the ``customer_signals`` rows (:mod:`signals.io.sinks`).
