@@ -32,6 +32,8 @@ SMALL = [
     "model.lightgbm.num_threads=1",
     "model.bootstrap_rounds=30",
     "model.points_reference_rows=300",
+    "model.backtest_origins=2",
+    "model.points_interval=none",
 ]
 
 
