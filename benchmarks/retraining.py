@@ -160,8 +160,10 @@ def main() -> None:
                 "logodds_change": round(effect_change, 3),
                 "true_weight_before": weights["before"][tp], "true_weight_after": weights["after"][tp],
                 "truth_direction": direction,
-                "points_direction": "up" if change > 0 else "down" if change < 0 else "same",
-                "logodds_direction": "up" if TASK_SIGN[task] * effect_change > 0 else "down",
+                "points_direction": ("n/a" if not np.isfinite(change) else  # n/a in one of the two tables
+                                     "up" if change > 0 else "down" if change < 0 else "same"),
+                "logodds_direction": ("n/a" if not np.isfinite(effect_change) else
+                                      "up" if TASK_SIGN[task] * effect_change > 0 else "down"),
             })
         moved.sort(key=lambda m: -abs(m["points_change"]))
         changed = [m for m in moved if m["truth_direction"] != "same"]
@@ -189,7 +191,16 @@ def main() -> None:
     result["seconds_per_retrain"] = {"median": round(float(np.median(seconds)), 1), "max": round(float(np.max(seconds)), 1),
                                      "median_by_step": steps, "target_under_60s": bool(np.median(seconds) < 60)}
     result["seconds_total"] = round(time.perf_counter() - started, 1)
-    line = json.dumps(result, default=float)
+    def strict(value):  # NaN -> null: strict JSON
+        if isinstance(value, dict):
+            return {k: strict(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [strict(v) for v in value]
+        if isinstance(value, float | np.floating):
+            return float(value) if np.isfinite(value) else None
+        return value
+
+    line = json.dumps(strict(result), default=float)
     if args.json:
         Path(args.json).write_text(line + "\n", encoding="utf-8")
     print(line)
