@@ -25,12 +25,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## create .venv and install signals with its test tools (and the spark extra)
 
-# Real servers for the integration tests (PostgreSQL, a JRE for Spark, headless Chromium), from
-# Debian's packages; only what is missing is installed. Without them those tests skip with a reason.
-SYSTEM_PACKAGES := postgresql default-jre-headless chromium
-system-deps: ## install PostgreSQL, a JRE and Chromium from Debian's packages (root; skips what is there)
+# Real servers for the integration tests (PostgreSQL, a JRE for Spark and its JDBC drivers for the
+# CRM write-back, headless Chromium), from Debian's packages; only what is missing is installed.
+# Without them those tests skip with a reason.
+SYSTEM_PACKAGES := postgresql default-jre-headless libpostgresql-jdbc-java libxerial-sqlite-jdbc-java chromium
+system-deps: ## install PostgreSQL, a JRE, JDBC drivers and Chromium from Debian's packages (root; skips what is there)
 	@missing=""; \
 	command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	[ -f /usr/share/java/postgresql.jar ] || missing="$$missing libpostgresql-jdbc-java"; \
+	[ -f /usr/share/java/sqlite-jdbc.jar ] || missing="$$missing libxerial-sqlite-jdbc-java"; \
 	{ command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then echo "system-deps: all present ($(SYSTEM_PACKAGES))"; \

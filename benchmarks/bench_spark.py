@@ -28,6 +28,14 @@ reading the same Parquet files, so every peak RSS is that run's own. Prints JSON
 
 ``ratio`` = spark median / pandas median, measured in the same invocation. The machine is shared:
 ``load_average`` is sampled before and after each run.
+
+**Scoring** (``--scoring``; cheap, a few minutes): the simulator with ``--score-customers``
+customers (default 20k), both tasks trained once (``signals train``), then ``signals score`` as of
+the last month with the pandas engine and with ``--engine spark`` (``local[2]``), each in its own
+process, ``--repeat`` times, both writing the ``customer_signals`` Parquet batches (sink
+``files``). Prints the medians, their ratio, the Spark session start (outside the runs), the
+Python drivers' peak RSS and the equality of the two outputs (max |score difference|, ranks,
+bands, alarms and reasons identical).
 """
 
 from __future__ import annotations
@@ -221,6 +229,98 @@ def spark_worker(folder: Path, repeat: int, buckets: int, decompose: bool, drive
     return result
 
 
+def _score_settings(folder: Path, customers: int):
+    from signals.settings import load_settings
+
+    return load_settings(overrides=[
+        f"simulate.n_customers={customers}", "model.bootstrap_rounds=20", "model.points_reference_rows=2000",
+        f"paths.events={folder / 'events.parquet'}", f"paths.customers={folder / 'customers.parquet'}",
+        f"paths.truth={folder / 'truth.json'}", f"paths.models_dir={folder / 'models'}", "sink.kind=files",
+        f"mlflow.tracking_uri=sqlite:///{folder / 'mlflow.db'}", "sink.url_env=null"])
+
+
+def score_worker(engine: str, folder: Path, customers: int, repeat: int, as_of: str) -> dict:
+    """``signals score`` (both tasks, Parquet sink) with one engine, ``repeat`` times, in this process."""
+    settings = _score_settings(folder, customers)
+    settings = settings.model_copy(update={"sink": settings.sink.model_copy(update={"folder": folder / engine})})
+    result: dict = {}
+    if engine == "spark":
+        from signals import spark as ss
+        from signals.jobs.spark import run_score_spark
+
+        started = time.perf_counter()
+        spark = ss.spark_session("local[2]", shuffle_partitions=16, app_name="bench-spark-score")
+        spark.sparkContext.setLogLevel("ERROR")
+        result["session_seconds"] = round(time.perf_counter() - started, 2)
+        jvm_pid = spark.sparkContext._gateway.proc.pid
+
+        def run():
+            return run_score_spark(settings, as_of=as_of, spark=spark)
+    else:
+        from signals.jobs.score import run_score
+
+        def run():
+            return run_score(settings, as_of=as_of, show_progress=False)
+    runs = []
+    for i in range(repeat):
+        started = time.perf_counter()
+        done = run()
+        runs.append(time.perf_counter() - started)
+        print(f"score {engine} run {i + 1}/{repeat}: {runs[-1]:.1f} s", file=sys.stderr, flush=True)
+    result |= {"runs": [round(r, 2) for r in runs], "seconds_median": round(statistics.median(runs), 2),
+               "rows": done.written.rows, "stages_last_run": {k: round(v, 2) for k, v in done.seconds.items()},
+               "python_driver_peak_rss_mb": round(_peak_rss_mb(), 1)}
+    if engine == "spark":
+        result["jvm_peak_rss_mb"] = round(_hwm_mb(jvm_pid) or float("nan"), 1)
+    return result
+
+
+def _compare_scores(folder: Path) -> dict:
+    """The two engines' Parquet batches, row by row."""
+    from signals.io.sinks import FileSink
+
+    keys = ["task", "customer_id"]
+    a = FileSink(folder / "pandas").read().sort_values(keys, ignore_index=True)
+    b = FileSink(folder / "spark").read().sort_values(keys, ignore_index=True)
+    same_text = all(a[c].astype(object).where(a[c].notna(), None).tolist()
+                    == b[c].astype(object).where(b[c].notna(), None).tolist()
+                    for c in ("customer_id", "task", "band", "alarm", "reason_1", "reason_2", "reason_3", "segment",
+                              "journey_stage", "model_version"))
+    numbers = ["score", "temperature", "temperature_prior", "temperature_change_14d", "temperature_change_30d"]
+    worst = {c: float(np.nanmax(np.abs(a[c].to_numpy(float) - b[c].to_numpy(float)), initial=0.0)) for c in numbers}
+    return {"rows": [len(a), len(b)], "text_columns_identical": bool(same_text and len(a) == len(b)),
+            "ranks_identical": bool((a["rank"].to_numpy() == b["rank"].to_numpy()).all()),
+            "as_of_identical": bool((a["as_of"] == b["as_of"]).all()),
+            "max_abs_diff": worst}
+
+
+def scoring_main(args) -> None:
+    from signals.jobs.simulate import run_simulate
+    from signals.jobs.train import run_train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        settings = _score_settings(folder, args.score_customers)
+        started = time.perf_counter()
+        world = run_simulate(settings, messy=False)
+        for task in ("purchase", "churn"):
+            run_train(settings, task=task)
+        print(f"world and models: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        last = pd.read_parquet(settings.paths.events, columns=["ts"])["ts"].max()
+        as_of = (last.tz_convert(settings.timezone).normalize().replace(day=1)).strftime("%Y-%m-%d")
+        result: dict = {"benchmark": "spark_scoring", "customers": args.score_customers, "events": world["events"],
+                        "as_of": as_of, "repeat": args.repeat}
+        for engine in ("spark", "pandas"):
+            result[engine] = _run(["--worker", f"score-{engine}", "--folder", str(folder), "--repeat", str(args.repeat),
+                                   "--score-customers", str(args.score_customers), "--as-of", as_of])
+        result["ratio_spark_over_pandas"] = round(result["spark"]["seconds_median"] / result["pandas"]["seconds_median"], 2)
+        result["equality"] = _compare_scores(folder)
+    import pyspark
+
+    result["machine"] = {"cpus": os.cpu_count(), "pyspark": pyspark.__version__, "java": _java_version()}
+    print(json.dumps(result))
+
+
 def _run(args: list[str]) -> dict:
     cmd = [sys.executable, __file__, *args]
     load_before = os.getloadavg()
@@ -229,7 +329,7 @@ def _run(args: list[str]) -> dict:
         sys.stderr.write(done.stderr[-5000:])
         raise SystemExit(f"worker failed: {' '.join(args)}")
     for line in done.stderr.splitlines():
-        if "run " in line and ("pandas" in line or "spark" in line):
+        if "run " in line and ("pandas" in line or "spark" in line):  # also "score <engine> run i/n"
             print(line, file=sys.stderr, flush=True)
     out = json.loads(done.stdout.strip().splitlines()[-1])
     out["load_average"] = {"before": [round(x, 1) for x in load_before], "after": [round(x, 1) for x in os.getloadavg()]}
@@ -246,7 +346,10 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="6g",
                         help="local mode: the driver JVM also runs the executors (1g and 2g ran out at 10M)")
     parser.add_argument("--sizes", default="small,large", help="which sizes to run (small = 10%% of the customers)")
-    parser.add_argument("--worker", choices=["pandas", "spark"], help=argparse.SUPPRESS)
+    parser.add_argument("--scoring", action="store_true", help="measure scoring instead (see the docstring)")
+    parser.add_argument("--score-customers", type=int, default=20_000, help="--scoring: simulated customers")
+    parser.add_argument("--as-of", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["pandas", "spark", "score-pandas", "score-spark"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--compare", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--decompose", action="store_true", help=argparse.SUPPRESS)
@@ -256,6 +359,13 @@ def main() -> None:
         return
     if args.worker == "spark":
         print(json.dumps(spark_worker(args.folder, args.repeat, args.buckets, args.decompose, args.driver_memory)))
+        return
+    if args.worker in ("score-pandas", "score-spark"):
+        print(json.dumps(score_worker(args.worker.split("-")[1], args.folder, args.score_customers, args.repeat,
+                                      args.as_of)))
+        return
+    if args.scoring:
+        scoring_main(args)
         return
 
     from signals.cutoffs import training_cutoffs

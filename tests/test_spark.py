@@ -285,3 +285,180 @@ def test_cli_features_engine_spark_equals_the_pandas_engine(spark, tmp_path, mon
     assert result.exit_code == 0, result.output
     today = pd.read_parquet(tmp_path / "data" / "today.parquet")
     assert today["customer_id"].is_unique and (today["cutoff"] == pd.Timestamp("2025-11-30 15:00", tz="UTC")).all()
+
+
+# ---- scoring: the customer_signals rows on Spark --------------------------------------------------
+AS_OF = "2025-11-01"
+COMPARED = ["customer_id", "as_of", "task", "model_name", "model_version", "run_id", "score", "rank", "band",
+            "temperature", "temperature_prior", "temperature_change_14d", "temperature_change_30d", "alarm",
+            "reason_1", "reason_2", "reason_3", "segment", "journey_stage", "usual_temperature", "temperature_surge"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small world on files (events and customers Parquet) with both tasks' bundles, as
+    ``signals simulate`` and ``signals train`` write them; the sink writes Parquet folders."""
+    from signals.jobs.simulate import run_simulate
+    from signals.jobs.train import run_train
+
+    root = tmp_path_factory.mktemp("spark-score")
+    settings = load_settings("configs/demo.yaml", [
+        "simulate.n_customers=500", "simulate.start=2024-01-01", "model.bootstrap_rounds=10",
+        "model.points_reference_rows=300", "model.lightgbm.num_threads=1",
+        f"paths.events={root / 'events.parquet'}", f"paths.customers={root / 'customers.parquet'}",
+        f"paths.truth={root / 'truth.json'}", f"paths.models_dir={root / 'models'}",
+        "sink.kind=files", f"sink.folder={root / 'signals'}", "sink.url_env=null",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}"])
+    run_simulate(settings, messy=False)
+    for task in ("purchase", "churn"):
+        run_train(settings, task=task)
+    return settings, root
+
+
+@pytest.fixture(scope="module")
+def scored(spark, trained):
+    """The pandas scoring job's rows and the Spark job's, for the same world, models and as-of date."""
+    from signals.jobs.score import run_score
+    from signals.jobs.spark import run_score_spark
+
+    settings, _ = trained
+    expected = run_score(settings, as_of=AS_OF, write=False, show_progress=False)
+    got = run_score_spark(settings, as_of=AS_OF, spark=spark, write=True)
+    return expected, got
+
+
+def _signals_equal(expected: pd.DataFrame, got: pd.DataFrame, columns=COMPARED) -> dict:
+    """Every row and column: text and ranks exactly, instants exactly, numbers to ATOL (NaN == NaN)."""
+    keys = ["task", "customer_id"]
+    expected = expected.assign(customer_id=_text(expected["customer_id"])).sort_values(keys, ignore_index=True)
+    got = got.sort_values(keys, ignore_index=True)
+    assert len(got) == len(expected)
+    worst = {}
+    for column in columns:
+        want, have = expected[column], got[column]
+        if column == "as_of":
+            assert (want.dt.as_unit("ns").array.asi8 == pd.to_datetime(have, utc=True).dt.as_unit("ns").array.asi8).all()
+        elif column == "rank":
+            assert (want.to_numpy(np.int64) == have.to_numpy(np.int64)).all()
+        elif pd.api.types.is_float_dtype(want.dtype):
+            a, b = want.to_numpy(np.float64), have.to_numpy(np.float64)
+            assert np.array_equal(np.isnan(a), np.isnan(b)), column
+            worst[column] = float(np.max(np.abs(a - b), initial=0.0, where=~np.isnan(a)))
+            assert worst[column] <= ATOL, (column, worst[column])
+        else:
+            assert _text(want) == _text(have), column
+    return worst
+
+
+def test_spark_scoring_equals_the_pandas_job(scored, trained):
+    from signals.io.sinks import open_sink
+
+    expected, run = scored
+    signals = expected.signals
+    got = run.signals.toPandas()
+    worst = _signals_equal(signals, got)
+    assert (got["scored_at"].nunique() == 1) and run.summary.keys() == expected.summary.keys()
+    for task, info in expected.summary.items():  # counts exact, the percentiles approximate (percentile_approx)
+        mine = run.summary[task]
+        assert (mine["rows"], mine["alarms"], mine["bands"], mine["model"]) == \
+               (info["rows"], info["alarms"], info["bands"], info["model"])
+        assert mine["score_mean"] == pytest.approx(info["score_mean"], abs=1e-12)
+        assert (got.loc[got["task"] == task, "rank"].sort_values().to_numpy() == np.arange(1, info["rows"] + 1)).all()
+    assert set(signals["task"]) == {"purchase", "churn"} and signals["alarm"].notna().sum() > 0
+    assert signals["reason_1"].notna().mean() > 0.5 and signals["segment"].notna().all()
+    print(f"\nscoring: {len(got)} customer_signals rows equal ({dict(signals['task'].value_counts())}, "
+          f"{int(signals['alarm'].notna().sum())} alarms); ranks, bands, alarms, reasons, segments identical; "
+          f"max |spark - pandas| = {max(worst.values()):.3g} (score {worst['score']:.3g})")
+    # the Parquet batches: where and how the pandas file sink writes them, read back by it
+    settings, _ = trained
+    sink = open_sink(settings.sink)
+    written = sink.read()
+    _signals_equal(signals, written, [c for c in COMPARED if c in written.columns])
+    assert run.written.rows == len(signals) and len(run.written.batches) == 2
+    folders = sorted(p.name for p in sink.root.glob("as_of=*/*.parquet"))
+    assert len(folders) == 2 and all((sink.root / p).is_dir() for p in sink.root.glob("as_of=*/*.parquet"))
+
+
+def test_signals_written_again_replace_their_batch(spark, scored, trained, tmp_path):
+    """JDBC into SQLite and Parquet folders: a second write of the same batch replaces it; other
+    as-of dates stay. The SQL table equals what the pandas sink writes for the same rows."""
+    from signals.io.sinks import SqlSink
+    from signals.io.spark_io import write_signals_spark
+
+    settings, _ = trained
+    expected, run = scored
+    sink = settings.sink.model_copy(update={"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'crm.db'}"})
+    older = expected.signals.assign(as_of=pd.Timestamp("2025-10-01", tz="UTC"))
+    SqlSink(sink.url).write(older, progress=False)  # history from an earlier pandas run
+    for _ in range(2):
+        result = write_signals_spark(run.signals, sink)
+        assert result.rows == len(expected.signals)
+    table = SqlSink(sink.url).read()
+    assert len(table) == 2 * len(expected.signals)
+    now = table[table["as_of"] == expected.as_of]
+    _signals_equal(expected.signals, now, [c for c in COMPARED if c in now.columns])
+    pandas_db = SqlSink(f"sqlite:///{tmp_path / 'pandas.db'}")
+    pandas_db.write(expected.signals, progress=False)
+    mine, theirs = now.drop(columns="scored_at"), pandas_db.read().drop(columns="scored_at")
+    keys = ["task", "customer_id"]
+    pd.testing.assert_frame_equal(mine.sort_values(keys, ignore_index=True), theirs.sort_values(keys, ignore_index=True))
+    from sqlalchemy import inspect
+
+    assert inspect(SqlSink(sink.url).engine()).get_table_names() == ["customer_signals"]  # staging dropped
+
+
+def test_global_ranks_on_the_cluster_equal_rank_descending(spark):
+    from signals.modeling.scoring import rank_descending
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"task": np.repeat(["a", "b"], 300), "customer_id": [f"c{i:04d}" for i in rng.permutation(600)],
+                          "score": rng.choice([0.1, 0.2, 0.5, 0.7, 0.9], 600) + rng.choice([0, 1e-12], 600)})
+    got = ss.rank_descending_spark(spark.createDataFrame(frame), bins=4).toPandas()
+    for task, part in frame.groupby("task"):
+        part = part.sort_values("customer_id")
+        want = dict(zip(part["customer_id"], rank_descending(part["score"].to_numpy()), strict=True))
+        mine = got[got["task"] == task]
+        assert dict(zip(mine["customer_id"], mine["rank"], strict=True)) == want
+
+
+@pytest.mark.slow
+def test_jdbc_write_into_postgresql(spark, scored):
+    from signals.io.pgserver import PostgresUnavailable, temporary_postgres
+    from signals.io.sinks import SqlSink
+    from signals.io.spark_io import write_signals_spark
+    from signals.settings import SinkSettings
+
+    if "/usr/share/java/postgresql.jar" not in ss.jdbc_jars():
+        pytest.skip("no PostgreSQL JDBC driver: make system-deps installs Debian's libpostgresql-jdbc-java")
+    expected, run = scored
+    sink = SinkSettings(kind="postgresql", url="postgresql://signals@127.0.0.1/crm", url_env="CRM_URL",
+                        table="public.customer_signals")
+    try:
+        with temporary_postgres(password="p@ss/w0rd#1") as url:
+            for _ in range(2):
+                result = write_signals_spark(run.signals, sink, environ={"CRM_URL": url})
+            table = SqlSink(url, "public.customer_signals").read()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    assert "p@ss" not in result.destination and result.rows == len(expected.signals)
+    _signals_equal(expected.signals, table, [c for c in COMPARED if c in table.columns])
+
+
+@pytest.mark.slow
+def test_cli_score_engine_spark(spark, trained, scored, tmp_path):
+    from typer.testing import CliRunner
+
+    from signals.cli import app
+    from signals.io.sinks import SqlSink
+
+    settings, root = trained
+    expected, _ = scored
+    db = tmp_path / "crm.db"
+    result = CliRunner().invoke(app, [
+        "score", "--engine", "spark", "--as-of", AS_OF, "--no-track", "-c", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
+        "--set", f"paths.events={settings.paths.events}", "--set", f"paths.customers={settings.paths.customers}",
+        "--set", f"paths.models_dir={settings.paths.models_dir}", "--set", "sink.kind=sqlite",
+        "--set", f"sink.url=sqlite:///{db}", "--set", "sink.url_env=null"])
+    assert result.exit_code == 0, result.output
+    assert "highest scores and why" in result.output and f"{len(expected.signals):,} rows ->" in result.output
+    assert len(SqlSink(f"sqlite:///{db}").read()) == len(expected.signals)

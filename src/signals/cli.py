@@ -536,7 +536,8 @@ def print_scoring(run, *, top: int = 5) -> None:
         if test.get("precision") is not None:
             console.print(f"  {escape(policy.describe())}; on the test cutoffs: precision {test['precision']:.2f}, "
                           f"recall {test['recall']:.2f} ({test['alarms']:,} alarms, base rate {test['base_rate']:.3f})")
-    signals = run.signals
+    signals = getattr(run, "top_signals", None)  # a Spark run keeps only its top rows on the driver
+    signals = run.signals if signals is None else signals
     for task in run.summary:
         part = signals[signals["task"] == task].nsmallest(top, "rank")
         console.print(f"[bold]{task}[/bold]: highest scores and why")
@@ -567,6 +568,14 @@ def score_command(
     ] = None,
     write: Annotated[bool, typer.Option("--write/--no-write", help="Write the rows to the sink (the sink section).")] = True,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow (mlflow.tracking_uri).")] = True,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="pandas (one machine) or spark: the same scoring per group of customers on "
+                                      "Spark, reading Parquet paths (local or s3a://, abfss://, dbfs:/ ...), ranks "
+                                      "computed over all customers, rows written as Parquet folders (sink.kind files) "
+                                      "or through JDBC (sqlite, postgresql). Inside spark-submit or Databricks it "
+                                      "uses their session, otherwise local[*]. Needs the spark extra and Java 17+."),
+    ] = "pandas",
 ) -> None:
     """Score every customer as of a date: probability, rank, band, temperature, alarm and 3 reasons per task.
 
@@ -579,11 +588,22 @@ def score_command(
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {unknown}")
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
     settings = load_cli_settings(config, overrides)
-    if not Path(settings.paths.events).is_file():
-        raise DataError(f"no events at {settings.paths.events}: run `signals simulate` or `signals ingest` first")
-    run = run_score(settings, as_of=as_of, model=model, tasks=tasks, write=write, track=track,
-                    progress=lambda m: err_console.print(f"  {m}", style="dim"))
+
+    def progress(message: str) -> None:
+        err_console.print(f"  {message}", style="dim")
+
+    if engine == "spark":
+        from signals.jobs.spark import run_score_spark
+
+        run = run_score_spark(settings, as_of=as_of, model=model, tasks=tasks, write=write, track=track,
+                              progress=progress)
+    else:
+        if not Path(settings.paths.events).is_file():
+            raise DataError(f"no events at {settings.paths.events}: run `signals simulate` or `signals ingest` first")
+        run = run_score(settings, as_of=as_of, model=model, tasks=tasks, write=write, track=track, progress=progress)
     print_scoring(run)
 
 

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 try:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession, Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -73,10 +73,13 @@ __all__ = [
     "check_cutoffs_spark",
     "check_events_spark",
     "feature_schema",
+    "jdbc_jars",
     "label_cutoffs_spark",
     "map_customer_groups",
     "read_parquet_spark",
+    "rank_descending_spark",
     "schema_of",
+    "score_signals_spark",
     "score_spark",
     "scoring_cutoffs_spark",
     "spark_session",
@@ -95,6 +98,16 @@ GroupFunction = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
 
 # ---- the session ------------------------------------------------------------------------------
+#: JDBC drivers from Debian's packages (``libpostgresql-jdbc-java``, ``libxerial-sqlite-jdbc-java``;
+#: ``make system-deps``): a local session puts those present on its class path (``spark.jars``).
+DEBIAN_JDBC_JARS = ("/usr/share/java/postgresql.jar", "/usr/share/java/sqlite-jdbc.jar")
+
+
+def jdbc_jars() -> list[str]:
+    """The JDBC driver jars of :data:`DEBIAN_JDBC_JARS` that exist on this machine."""
+    return [path for path in DEBIAN_JDBC_JARS if Path(path).is_file()]
+
+
 def spark_session(
     master: str = "local[2]",
     *,
@@ -108,8 +121,9 @@ def spark_session(
     Local masters run the Python workers with this interpreter (so they import the same
     ``signals``); the web UI is off, the session time zone is UTC (display only: instants travel
     as epoch microseconds), Arrow is on for ``toPandas`` and Parquet timestamps are written as UTC
-    instants (``TIMESTAMP_MICROS``: pandas reads them back tz-aware, not naive ``INT96``). An
-    existing session is returned as it is.
+    instants (``TIMESTAMP_MICROS``: pandas reads them back tz-aware, not naive ``INT96``), and the
+    JDBC drivers of :func:`jdbc_jars` are on the class path (``conf`` may set ``spark.jars``
+    instead). An existing session is returned as it is.
     """
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.sql.session.timeZone", "UTC")
@@ -120,6 +134,8 @@ def spark_session(
                    .config("spark.pyspark.python", sys.executable)
                    .config("spark.pyspark.driver.python", sys.executable))
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if jdbc_jars() and "spark.jars" not in (conf or {}):
+            builder = builder.config("spark.jars", ",".join(jdbc_jars()))
     if shuffle_partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(int(shuffle_partitions)))
     if driver_memory is not None:
@@ -473,14 +489,18 @@ def _per_bucket(spec: FeatureSpec) -> FeatureSpec:
     return spec.model_copy(update={"features": features})
 
 
+def _check_customers(customers: DataFrame) -> None:
+    dup = (customers.groupBy(F.col(CUSTOMER_ID).cast("string").alias(CUSTOMER_ID)).count()
+           .where(F.col("count") > 1).limit(1).collect())
+    if dup:
+        raise DataError(f"customers table has duplicate customer_id values, e.g. {dup[0][CUSTOMER_ID]!r}")
+
+
 def _check_inputs(events: DataFrame, cutoffs: DataFrame, customers: DataFrame | None, touchpoints) -> None:
     check_events_spark(events, touchpoints)
     check_cutoffs_spark(cutoffs)
     if customers is not None:
-        dup = (customers.groupBy(F.col(CUSTOMER_ID).cast("string").alias(CUSTOMER_ID)).count()
-               .where(F.col("count") > 1).limit(1).collect())
-        if dup:
-            raise DataError(f"customers table has duplicate customer_id values, e.g. {dup[0][CUSTOMER_ID]!r}")
+        _check_customers(customers)
 
 
 # ---- features, labels, training sets -----------------------------------------------------------
@@ -673,6 +693,150 @@ def score_spark(
 
     return map_customer_groups(events, cutoffs, scores, SCORE_SCHEMA, customers=customers,
                                static_columns=spec.static_columns, buckets=buckets)
+
+
+# ---- the customer_signals rows -----------------------------------------------------------------
+#: The columns of :func:`score_signals_spark` besides ``customer_id`` and ``as_of`` (their Spark types).
+_SIGNAL_TYPES: dict[str, T.DataType] = {
+    "task": T.StringType(), "model_name": T.StringType(), "model_version": T.StringType(), "run_id": T.StringType(),
+    "score": T.DoubleType(), "rank": T.LongType(), "band": T.StringType(), "temperature": T.DoubleType(),
+    "temperature_prior": T.DoubleType(), "temperature_change_14d": T.DoubleType(),
+    "temperature_change_30d": T.DoubleType(), "alarm": T.StringType(), "reason_1": T.StringType(),
+    "reason_2": T.StringType(), "reason_3": T.StringType(), "segment": T.StringType(),
+    "journey_stage": T.StringType(), "scored_at": T.TimestampType(), "usual_temperature": T.DoubleType(),
+    "temperature_surge": T.DoubleType(),
+}
+#: What one group returns: everything but the global ``rank`` and the run's ``scored_at``; its
+#: rows' ``cutoff`` is the as-of instant.
+_GROUP_SIGNALS = T.StructType([
+    T.StructField(CUSTOMER_ID, T.StringType(), True), T.StructField(CUTOFF, T.TimestampType(), True),
+    *[T.StructField(name, dtype, True) for name, dtype in _SIGNAL_TYPES.items() if name not in ("rank", "scored_at")],
+])
+RANK_BIN = "_rank_bin"
+
+
+def rank_descending_spark(frame: DataFrame, score: str = SCORE, *, by: str = "task", tie: str = CUSTOMER_ID,
+                          bins: int = 64, name: str = "rank") -> DataFrame:
+    """:func:`signals.modeling.scoring.rank_descending` on the cluster: 1 = the highest ``score``
+    within each ``by`` value, ties by ``tie`` (ascending), so ranks are unique and reproducible.
+
+    A window over all the rows of a task would sort them in one partition. Instead the scores
+    are cut into ``bins`` ranges at approximate quantiles (one small job; the cut points then
+    are fixed numbers, so a recomputed partition ranks the same way), the rows per ``(by, bin)``
+    are counted (at most ``2 * bins`` numbers reach the driver), and each row's rank is the count
+    of its task's higher bins plus its ``row_number`` within its bin. Equal scores share a bin.
+    ``frame`` is read three times: cache it when it is expensive (:func:`score_signals_spark` does).
+    """
+    cuts = frame.approxQuantile(score, [i / bins for i in range(1, bins)], 1.0 / (4 * bins)) if bins > 1 else []
+    cuts = sorted({float(c) for c in cuts if c is not None and math.isfinite(c)})
+    col = F.col(score)
+    binned = frame.withColumn(RANK_BIN, sum((F.when(col >= F.lit(c), 1).otherwise(0) for c in cuts), F.lit(0))
+                              if cuts else F.lit(0))
+    counts = binned.groupBy(by, RANK_BIN).count().collect()
+    above: dict[tuple, int] = {}
+    for key in {r[by] for r in counts}:
+        higher = 0
+        for r in sorted((r for r in counts if r[by] == key), key=lambda r: -r[RANK_BIN]):
+            above[(key, r[RANK_BIN])] = higher
+            higher += r["count"]
+    spark = frame.sparkSession
+    offset_schema = T.StructType([frame.schema[by], T.StructField(RANK_BIN, T.IntegerType(), False),
+                                  T.StructField("_rank_offset", T.LongType(), False)])
+    offsets = spark.createDataFrame([(k, b, o) for (k, b), o in above.items()], offset_schema)
+    within = Window.partitionBy(by, RANK_BIN).orderBy(col.desc(), F.col(tie).asc())
+    ranked = binned.join(F.broadcast(offsets), on=[by, RANK_BIN], how="left")
+    return (ranked.withColumn(name, F.col("_rank_offset") + F.row_number().over(within))
+            .drop(RANK_BIN, "_rank_offset"))
+
+
+def _worker_model(loaded):
+    """The first copy of a shipped model this Python worker saw (its TreeSHAP tables built once)."""
+    key = ("loaded", loaded.name, loaded.version, loaded.source)
+    return _MODELS.setdefault(key, loaded)
+
+
+def _scoring_static(models, customers: DataFrame | None) -> tuple[str, ...]:
+    """The customers columns the groups need: every model's static columns, and ``first_seen``
+    (customers known before their first event are scored and get views, as on one machine)."""
+    columns = list(dict.fromkeys(c for m in models for c in m.spec.static_columns))
+    if customers is not None and "first_seen" in customers.columns and "first_seen" not in columns:
+        columns.append("first_seen")
+    return tuple(columns)
+
+
+def score_signals_spark(
+    events: DataFrame,
+    models: list,
+    as_of,
+    *,
+    settings,
+    customers: DataFrame | None = None,
+    scored_at: pd.Timestamp | None = None,
+    buckets: int | None = None,
+    validate: bool = True,
+) -> DataFrame:
+    """The ``customer_signals`` rows of :func:`signals.modeling.scoring.score_models` on Spark.
+
+    ``models`` are :class:`signals.io.bundles.LoadedModel` (from a bundle folder or the registry:
+    :func:`signals.jobs.score.load_models`); they travel to the executors inside the job. The
+    cutoffs are every customer first seen before ``as_of`` (:func:`scoring_cutoffs_spark`); each
+    bucket of customers goes through ``score_models`` itself (features from each model's saved
+    spec, temperatures, population, probability, band, alarm, 3 reasons) and, with
+    ``settings.scoring.views``, :func:`signals.jobs.score.with_views` (segment, journey stage).
+    The ranks are global per task, computed on the cluster (:func:`rank_descending_spark`), never
+    per bucket. ``scored_at`` (default: now, whole seconds) is one instant for the whole run.
+
+    The groups run here, once (an eager local checkpoint, memory and disk, freed when the result
+    is no longer referenced): ranking and writing then read the stored rows. A lost executor fails
+    the job instead of recomputing the rows; run it again (the sinks replace a batch whole).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        The :data:`signals.schemas.SIGNAL_COLUMNS` in their order (``as_of``, ``scored_at`` as
+        ``TIMESTAMP``, ``rank`` as ``BIGINT``), then ``usual_temperature`` and
+        ``temperature_surge``; the rows equal the pandas path's.
+    """
+    from signals.cutoffs import as_of_instant
+    from signals.jobs.score import with_views
+    from signals.modeling.scoring import score_models
+    from signals.schemas import SIGNAL_COLUMNS
+
+    if not models:
+        raise ValueError("no model to score with")
+    touchpoints = models[0].spec.touchpoints
+    if any(m.spec.touchpoints != touchpoints for m in models):
+        raise DataError("the models were trained on different catalogs: score them separately")
+    instant = as_of_instant(as_of, settings.timezone)
+    scored_at = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
+    static = _scoring_static(models, customers)
+    if validate:
+        check_events_spark(events, touchpoints)
+        if customers is not None and static:
+            _check_customers(customers)
+    cutoffs, _ = scoring_cutoffs_spark(events, instant, timezone="UTC", customers=customers)
+    scoring, labels, views = settings.scoring, settings.labels, settings.scoring.views
+    names = [f.name for f in _GROUP_SIGNALS.fields]
+
+    def signals_of(events_pdf: pd.DataFrame, cutoffs_pdf: pd.DataFrame, customers_pdf=None) -> pd.DataFrame:
+        shipped = [_worker_model(m) for m in models]
+        scored = score_models(events_pdf, shipped, instant, customers=customers_pdf, settings=scoring, labels=labels,
+                              scored_at=scored_at, rows=cutoffs_pdf)
+        out = scored.signals
+        if views:
+            out = with_views(out, events_pdf, instant, settings, customers=customers_pdf)
+        return out.rename(columns={"as_of": CUTOFF})[names]
+
+    grouped = map_customer_groups(events, cutoffs, signals_of, _GROUP_SIGNALS, customers=customers,
+                                  static_columns=static, buckets=buckets)
+    # computed here, once: the ranking reads the rows three times and the writes again; a local
+    # checkpoint (memory and disk) is freed when the result is no longer referenced
+    rows = grouped.withColumnRenamed(CUTOFF, "as_of").withColumn(
+        "scored_at", F.timestamp_micros(F.lit(int(scored_at.value // 1000)))).localCheckpoint(eager=True)
+    ranked = rank_descending_spark(rows, SCORE, by="task", tie=CUSTOMER_ID,
+                                   bins=buckets or _default_buckets(events.sparkSession))
+    ordered = [name for name, _, _ in SIGNAL_COLUMNS] + ["usual_temperature", "temperature_surge"]
+    return ranked.select(*ordered)
 
 
 # ---- cutoffs on the cluster ---------------------------------------------------------------------

@@ -394,9 +394,7 @@ class SqlSink:
             with engine.begin() as conn:
                 self._ensure_table(conn)
                 for key, _ in batches:
-                    where = [self.table.c[k] == (v.replace(tzinfo=None) if backend == "sqlite" and
-                                                 isinstance(v, dt.datetime) else v) for k, v in key.items()]
-                    conn.execute(self.table.delete().where(*where))
+                    conn.execute(self.table.delete().where(*self._batch_where(key, backend)))
                 send = self._sender(conn, backend)
                 for chunk, constants in track(plan, description=f"writing {self.table_name}", total=len(plan),
                                               enabled=progress):
@@ -418,6 +416,88 @@ class SqlSink:
                               "no row of this run was written") from None
         return SinkResult(rows=len(rows), batches=[key for key, _ in batches], destination=self.destination,
                           seconds=time.perf_counter() - started)
+
+    def ensure_table(self) -> None:
+        """Create the table, or add the optional columns an older one lacks (its own transaction)."""
+        try:
+            with self.engine().begin() as conn:
+                self._ensure_table(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise OutputError(f"preparing {self.destination} failed: "
+                              f"{_scrub(str(getattr(exc, 'orig', None) or exc), self.url)}") from None
+
+    def _batch_where(self, key: Mapping, backend: str) -> list:
+        return [self.table.c[k] == (v.replace(tzinfo=None) if backend == "sqlite" and isinstance(v, dt.datetime) else v)
+                for k, v in key.items()]
+
+    @staticmethod
+    def staging_table(name: str) -> sa.Table:
+        """A staging table ``name`` (``schema.table`` allowed): the contract's columns and types
+        except ``as_of`` and ``scored_at``, no key (see :meth:`replace_from_staging`)."""
+        schema, _, table = name.rpartition(".")
+        types = {"text": sa.Text(), "float": sa.Float(precision=53), "int": sa.BigInteger()}
+        columns = [sa.Column(n, types[k]) for n, k, _ in SIGNAL_COLUMNS if n not in ("as_of", "scored_at")]
+        return sa.Table(table, sa.MetaData(), *columns, schema=schema or None)
+
+    def create_staging(self, name: str) -> None:
+        """Create the empty staging table ``name`` (:meth:`staging_table`)."""
+        try:
+            with self.engine().begin() as conn:
+                self.staging_table(name).create(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise OutputError(f"creating the staging table {name} in {self.destination} failed: "
+                              f"{_scrub(str(getattr(exc, 'orig', None) or exc), self.url)}") from None
+
+    def replace_from_staging(self, staging: str, batches: list[dict], *, scored_at) -> int:
+        """Replace ``batches`` with the rows of the table ``staging``, in one transaction; returns rows inserted.
+
+        ``staging`` (``schema.table`` allowed) holds the contract columns except ``as_of`` and
+        ``scored_at`` (e.g. written by Spark's JDBC writer, :mod:`signals.io.spark_io`); each
+        batch ``{as_of, task, model_name, model_version}`` is deleted from the table and inserted
+        from the staging rows of its task, model name and version, with its ``as_of`` and the
+        run's ``scored_at``. The rows never pass through this process. Raises
+        :class:`OutputError` (rolled back, the table unchanged) when the database refuses.
+        """
+        stage = self.staging_table(staging)
+        backend = self.url.get_backend_name()
+
+        def instant(value) -> dt.datetime:
+            stamp = pd.Timestamp(value).tz_convert("UTC")
+            return stamp.tz_localize(None).to_pydatetime() if backend == "sqlite" else stamp.to_pydatetime()
+
+        inserted = 0
+        try:
+            with self.engine().begin() as conn:
+                self._ensure_table(conn)
+                for key in batches:
+                    key = {k: (pd.Timestamp(v).to_pydatetime() if k == "as_of" else v) for k, v in key.items()}
+                    conn.execute(self.table.delete().where(*self._batch_where(key, backend)))
+                    columns = [sa.literal(instant(key["as_of"]), self.table.c.as_of.type).label("as_of")
+                               if n == "as_of" else
+                               sa.literal(instant(scored_at), self.table.c.scored_at.type).label("scored_at")
+                               if n == "scored_at" else stage.c[n] for n in _NAMES]
+                    select = sa.select(*columns).where(stage.c.task == key["task"],
+                                                       stage.c.model_name == key["model_name"],
+                                                       stage.c.model_version == key["model_version"])
+                    conn.execute(self.table.insert().from_select(list(_NAMES), select))
+                    # counted, not rowcount: drivers need not report it for INSERT ... SELECT
+                    inserted += conn.execute(sa.select(sa.func.count()).select_from(self.table)
+                                             .where(*self._batch_where(key, backend))).scalar_one()
+        except (sa.exc.SQLAlchemyError, OSError, ValueError, TypeError) as exc:
+            raise OutputError(f"moving the rows of {staging} into {self.destination} failed: "
+                              f"{_scrub(str(getattr(exc, 'orig', None) or exc), self.url)}; "
+                              "the transaction was rolled back, no row of this run was written") from None
+        return inserted
+
+    def drop_table(self, name: str) -> None:
+        """Drop the table ``name`` (``schema.table``) if it exists (a staging table)."""
+        schema, _, table = name.rpartition(".")
+        try:
+            with self.engine().begin() as conn:
+                sa.Table(table, sa.MetaData(), schema=schema or None).drop(conn, checkfirst=True)
+        except sa.exc.SQLAlchemyError as exc:
+            raise OutputError(f"dropping the staging table {name} of {self.destination} failed: "
+                              f"{_scrub(str(getattr(exc, 'orig', None) or exc), self.url)}") from None
 
     def _sender(self, conn: sa.Connection, backend: str) -> Callable:
         preparer = conn.dialect.identifier_preparer

@@ -193,7 +193,8 @@ def score(settings: Settings | None = None, *, as_of, model: str | Path = "model
 
 def log_scoring_run(run: ScoreRun, settings: Settings) -> str:
     """Log a scoring run to MLflow: rows scored, alarm counts, the score distribution per task,
-    the model versions used (params and tags), the summary and a score histogram (artifacts).
+    the model versions used (params and tags), the summary, the top 50 customers per task and a
+    score histogram (artifacts; a Spark run, whose rows stay on the cluster, logs no histogram).
 
     Goes through :class:`signals.io.tracking.Tracker` (the configured store, or the one
     ``MLFLOW_TRACKING_URI`` names; the experiment and artifact root of training runs). Raises
@@ -232,11 +233,15 @@ def log_scoring_run(run: ScoreRun, settings: Settings) -> str:
     run_id = tracker.start_run(f"score {day}", tags)
     try:
         tracker.log(run_id, params=params, metrics={k: v for k, v in metrics.items() if v is not None})
+        # a Spark run (signals.jobs.spark.SparkScoreRun) keeps only its top rows on the driver: no histogram
+        rows = getattr(run, "top_signals", None)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "scoring_summary.json").write_text(json.dumps(run.summary, indent=2, default=str))
-            save_figure(plot_score_distribution(run.signals), folder / "score_distribution.png")
-            top = (run.signals.sort_values(["task", "rank"]).groupby("task").head(50)
+            if rows is None:
+                rows = run.signals
+                save_figure(plot_score_distribution(rows), folder / "score_distribution.png")
+            top = (rows.sort_values(["task", "rank"]).groupby("task").head(50)
                    [["task", "customer_id", "score", "rank", "band", "alarm", "temperature", "reason_1",
                      "reason_2", "reason_3"]])
             top.to_csv(folder / "top_customers.csv", index=False)

@@ -360,6 +360,7 @@ def score_models(
     labels: LabelSettings | None = None,
     index: EventIndex | None = None,
     scored_at: pd.Timestamp | None = None,
+    rows: pd.DataFrame | None = None,
     progress: Callable[[str], None] | None = None,
     due: Mapping[str, Collection[str]] | None = None,
 ) -> Scored:
@@ -367,7 +368,9 @@ def score_models(
 
     ``models`` are :class:`signals.io.bundles.LoadedModel` (task, model, spec, policy, labels,
     name, version, run_id). Every customer first seen before the as-of instant gets features (built
-    once per distinct base spec); each task scores the customers of its population then (churn:
+    once per distinct base spec); ``rows`` (``customer_id, cutoff``, every cutoff the as-of
+    instant) names the customers instead, e.g. one group of them on Spark
+    (:func:`signals.spark.score_signals_spark`). Each task scores the customers of its population then (churn:
     active subscribers; purchase: no purchase in the quiet period), by the label rules the model
     was trained with (``loaded.labels``, else ``labels``, else the defaults). ``due`` maps a task
     trained on custom cutoffs to the customer ids whose cutoff is the as-of instant (the accounts
@@ -397,7 +400,12 @@ def score_models(
         raise DataError("the models were trained on different catalogs: score them separately")
     if index is None:
         index = index_events(events, touchpoints)
-    rows = customers_before(index, instant, customers)
+    if rows is None:
+        rows = customers_before(index, instant, customers)
+    else:
+        rows = check_cutoffs(rows[[CUSTOMER_ID, CUTOFF]])
+        if not (rows[CUTOFF] == instant).all():
+            raise ValueError(f"every row to score must be at the as-of instant {instant}")
     if rows.empty:
         raise DataError(f"no customer was seen before {instant}: nothing to score")
     lap("cutoffs")
