@@ -317,14 +317,24 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scored(spark, trained):
-    """The pandas scoring job's rows and the Spark job's, for the same world, models and as-of date."""
-    from signals.jobs.score import run_score
-    from signals.jobs.spark import run_score_spark
+    """The pandas scoring job's rows, and ``signals score --engine spark`` on the same world, models
+    and as-of date (its Parquet batches, the sink's kind ``files``, read back as one Spark DataFrame)."""
+    from typer.testing import CliRunner
 
-    settings, _ = trained
+    from signals.cli import app
+    from signals.jobs.score import run_score
+
+    settings, root = trained
     expected = run_score(settings, as_of=AS_OF, write=False, show_progress=False)
-    got = run_score_spark(settings, as_of=AS_OF, spark=spark, write=True)
-    return expected, got
+    result = CliRunner().invoke(app, [
+        "score", "--engine", "spark", "--as-of", AS_OF, "--no-track",
+        "-c", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
+        "--set", f"paths.events={settings.paths.events}", "--set", f"paths.customers={settings.paths.customers}",
+        "--set", f"paths.models_dir={settings.paths.models_dir}", "--set", "sink.kind=files",
+        "--set", f"sink.folder={settings.sink.folder}"])
+    assert result.exit_code == 0, result.output
+    batches = sorted(str(p) for p in (Path(settings.sink.folder) / "customer_signals").glob("as_of=*/*.parquet"))
+    return expected, result.output, spark.read.parquet(*batches)
 
 
 def _signals_equal(expected: pd.DataFrame, got: pd.DataFrame, columns=COMPARED) -> dict:
@@ -334,7 +344,7 @@ def _signals_equal(expected: pd.DataFrame, got: pd.DataFrame, columns=COMPARED) 
     got = got.sort_values(keys, ignore_index=True)
     assert len(got) == len(expected)
     worst = {}
-    for column in columns:
+    for column in [c for c in columns if c in got.columns]:
         want, have = expected[column], got[column]
         if column == "as_of":
             assert (want.dt.as_unit("ns").array.asi8 == pd.to_datetime(have, utc=True).dt.as_unit("ns").array.asi8).all()
@@ -350,61 +360,64 @@ def _signals_equal(expected: pd.DataFrame, got: pd.DataFrame, columns=COMPARED) 
     return worst
 
 
-def test_spark_scoring_equals_the_pandas_job(scored, trained):
+def test_cli_score_engine_spark_equals_the_pandas_job(scored, trained):
+    """Every customer_signals row and column: probability, rank (over all customers of a task),
+    band, temperatures, alarm, 3 reasons, segment and journey stage; written where and as the
+    pandas file sink writes its batches, and read back by it."""
     from signals.io.sinks import open_sink
+    from signals.jobs.spark import summarize_spark
 
-    expected, run = scored
+    settings, _ = trained
+    expected, output, frame = scored
     signals = expected.signals
-    got = run.signals.toPandas()
+    sink = open_sink(settings.sink)
+    got = sink.read()
     worst = _signals_equal(signals, got)
-    assert (got["scored_at"].nunique() == 1) and run.summary.keys() == expected.summary.keys()
+    assert got["scored_at"].nunique() == 1 and got["as_of"].eq(expected.as_of).all()
+    folders = list(sink.root.glob("as_of=*/*.parquet"))
+    assert len(folders) == 2 and all(p.is_dir() for p in folders)  # one Parquet folder per batch (task)
+    summary = summarize_spark(frame)
+    assert summary.keys() == expected.summary.keys()
     for task, info in expected.summary.items():  # counts exact, the percentiles approximate (percentile_approx)
-        mine = run.summary[task]
+        mine = summary[task]
         assert (mine["rows"], mine["alarms"], mine["bands"], mine["model"]) == \
                (info["rows"], info["alarms"], info["bands"], info["model"])
         assert mine["score_mean"] == pytest.approx(info["score_mean"], abs=1e-12)
-        assert (got.loc[got["task"] == task, "rank"].sort_values().to_numpy() == np.arange(1, info["rows"] + 1)).all()
+        assert f"{info['alarms']:,}" in output
     assert set(signals["task"]) == {"purchase", "churn"} and signals["alarm"].notna().sum() > 0
     assert signals["reason_1"].notna().mean() > 0.5 and signals["segment"].notna().all()
+    assert "highest scores and why" in output and f"{len(signals):,} rows ->" in output
     print(f"\nscoring: {len(got)} customer_signals rows equal ({dict(signals['task'].value_counts())}, "
           f"{int(signals['alarm'].notna().sum())} alarms); ranks, bands, alarms, reasons, segments identical; "
           f"max |spark - pandas| = {max(worst.values()):.3g} (score {worst['score']:.3g})")
-    # the Parquet batches: where and how the pandas file sink writes them, read back by it
-    settings, _ = trained
-    sink = open_sink(settings.sink)
-    written = sink.read()
-    _signals_equal(signals, written, [c for c in COMPARED if c in written.columns])
-    assert run.written.rows == len(signals) and len(run.written.batches) == 2
-    folders = sorted(p.name for p in sink.root.glob("as_of=*/*.parquet"))
-    assert len(folders) == 2 and all((sink.root / p).is_dir() for p in sink.root.glob("as_of=*/*.parquet"))
 
 
-def test_signals_written_again_replace_their_batch(spark, scored, trained, tmp_path):
-    """JDBC into SQLite and Parquet folders: a second write of the same batch replaces it; other
-    as-of dates stay. The SQL table equals what the pandas sink writes for the same rows."""
+def test_signals_written_again_replace_their_batch(spark, scored, tmp_path):
+    """JDBC into SQLite: a second write of the same batch replaces it; other as-of dates stay; the
+    table equals what the pandas sink writes for the same rows; the staging table is gone."""
+    from sqlalchemy import inspect
+
     from signals.io.sinks import SqlSink
     from signals.io.spark_io import write_signals_spark
+    from signals.settings import SinkSettings
 
-    settings, _ = trained
-    expected, run = scored
-    sink = settings.sink.model_copy(update={"kind": "sqlite", "url": f"sqlite:///{tmp_path / 'crm.db'}"})
+    expected, _, frame = scored
+    sink = SinkSettings(kind="sqlite", url=f"sqlite:///{tmp_path / 'crm.db'}", url_env=None)
     older = expected.signals.assign(as_of=pd.Timestamp("2025-10-01", tz="UTC"))
     SqlSink(sink.url).write(older, progress=False)  # history from an earlier pandas run
     for _ in range(2):
-        result = write_signals_spark(run.signals, sink)
-        assert result.rows == len(expected.signals)
+        result = write_signals_spark(frame, sink)
+        assert result.rows == len(expected.signals) and len(result.batches) == 2
     table = SqlSink(sink.url).read()
     assert len(table) == 2 * len(expected.signals)
     now = table[table["as_of"] == expected.as_of]
-    _signals_equal(expected.signals, now, [c for c in COMPARED if c in now.columns])
+    _signals_equal(expected.signals, now)
     pandas_db = SqlSink(f"sqlite:///{tmp_path / 'pandas.db'}")
     pandas_db.write(expected.signals, progress=False)
-    mine, theirs = now.drop(columns="scored_at"), pandas_db.read().drop(columns="scored_at")
     keys = ["task", "customer_id"]
-    pd.testing.assert_frame_equal(mine.sort_values(keys, ignore_index=True), theirs.sort_values(keys, ignore_index=True))
-    from sqlalchemy import inspect
-
-    assert inspect(SqlSink(sink.url).engine()).get_table_names() == ["customer_signals"]  # staging dropped
+    pd.testing.assert_frame_equal(now.drop(columns="scored_at").sort_values(keys, ignore_index=True),
+                                  pandas_db.read().drop(columns="scored_at").sort_values(keys, ignore_index=True))
+    assert inspect(SqlSink(sink.url).engine()).get_table_names() == ["customer_signals"]
 
 
 def test_global_ranks_on_the_cluster_equal_rank_descending(spark):
@@ -430,35 +443,15 @@ def test_jdbc_write_into_postgresql(spark, scored):
 
     if "/usr/share/java/postgresql.jar" not in ss.jdbc_jars():
         pytest.skip("no PostgreSQL JDBC driver: make system-deps installs Debian's libpostgresql-jdbc-java")
-    expected, run = scored
+    expected, _, frame = scored
     sink = SinkSettings(kind="postgresql", url="postgresql://signals@127.0.0.1/crm", url_env="CRM_URL",
                         table="public.customer_signals")
     try:
         with temporary_postgres(password="p@ss/w0rd#1") as url:
             for _ in range(2):
-                result = write_signals_spark(run.signals, sink, environ={"CRM_URL": url})
+                result = write_signals_spark(frame, sink, environ={"CRM_URL": url})
             table = SqlSink(url, "public.customer_signals").read()
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
     assert "p@ss" not in result.destination and result.rows == len(expected.signals)
-    _signals_equal(expected.signals, table, [c for c in COMPARED if c in table.columns])
-
-
-@pytest.mark.slow
-def test_cli_score_engine_spark(spark, trained, scored, tmp_path):
-    from typer.testing import CliRunner
-
-    from signals.cli import app
-    from signals.io.sinks import SqlSink
-
-    settings, root = trained
-    expected, _ = scored
-    db = tmp_path / "crm.db"
-    result = CliRunner().invoke(app, [
-        "score", "--engine", "spark", "--as-of", AS_OF, "--no-track", "-c", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
-        "--set", f"paths.events={settings.paths.events}", "--set", f"paths.customers={settings.paths.customers}",
-        "--set", f"paths.models_dir={settings.paths.models_dir}", "--set", "sink.kind=sqlite",
-        "--set", f"sink.url=sqlite:///{db}", "--set", "sink.url_env=null"])
-    assert result.exit_code == 0, result.output
-    assert "highest scores and why" in result.output and f"{len(expected.signals):,} rows ->" in result.output
-    assert len(SqlSink(f"sqlite:///{db}").read()) == len(expected.signals)
+    _signals_equal(expected.signals, table)
