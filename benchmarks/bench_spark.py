@@ -30,7 +30,7 @@ reading the same Parquet files, so every peak RSS is that run's own. Prints JSON
 ``load_average`` is sampled before and after each run.
 
 **Scoring** (``--scoring``; cheap, a few minutes): the simulator with ``--score-customers``
-customers (default 20k), both tasks trained once (``signals train``), then ``signals score`` as of
+customers (default 5k), both tasks trained once (``signals train``), then ``signals score`` as of
 the last month with the pandas engine and with ``--engine spark`` (``local[2]``), each in its own
 process, ``--repeat`` times, both writing the ``customer_signals`` Parquet batches (sink
 ``files``). Prints the medians, their ratio, the Spark session start (outside the runs), the
@@ -347,7 +347,7 @@ def main() -> None:
                         help="local mode: the driver JVM also runs the executors (1g and 2g ran out at 10M)")
     parser.add_argument("--sizes", default="small,large", help="which sizes to run (small = 10%% of the customers)")
     parser.add_argument("--scoring", action="store_true", help="measure scoring instead (see the docstring)")
-    parser.add_argument("--score-customers", type=int, default=20_000, help="--scoring: simulated customers")
+    parser.add_argument("--score-customers", type=int, default=5_000, help="--scoring: simulated customers")
     parser.add_argument("--as-of", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["pandas", "spark", "score-pandas", "score-spark"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
