@@ -326,12 +326,11 @@ def scored(spark, trained):
 
     settings, root = trained
     expected = run_score(settings, as_of=AS_OF, write=False, show_progress=False)
-    result = CliRunner().invoke(app, [
-        "score", "--engine", "spark", "--as-of", AS_OF, "--no-track",
-        "-c", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
+    result = CliRunner().invoke(app, [  # tracked, as by default: the MLflow run of a Spark scoring run
+        "score", "--engine", "spark", "--as-of", AS_OF, "-c", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
         "--set", f"paths.events={settings.paths.events}", "--set", f"paths.customers={settings.paths.customers}",
         "--set", f"paths.models_dir={settings.paths.models_dir}", "--set", "sink.kind=files",
-        "--set", f"sink.folder={settings.sink.folder}"])
+        "--set", f"sink.folder={settings.sink.folder}", "--set", f"mlflow.tracking_uri={settings.mlflow.tracking_uri}"])
     assert result.exit_code == 0, result.output
     batches = sorted(str(p) for p in (Path(settings.sink.folder) / "customer_signals").glob("as_of=*/*.parquet"))
     return expected, result.output, spark.read.parquet(*batches)
@@ -386,7 +385,7 @@ def test_cli_score_engine_spark_equals_the_pandas_job(scored, trained):
         assert f"{info['alarms']:,}" in output
     assert set(signals["task"]) == {"purchase", "churn"} and signals["alarm"].notna().sum() > 0
     assert signals["reason_1"].notna().mean() > 0.5 and signals["segment"].notna().all()
-    assert "highest scores and why" in output and f"{len(signals):,} rows ->" in output
+    assert "highest scores and why" in output and f"{len(signals):,} rows ->" in output and "MLflow run" in output
     print(f"\nscoring: {len(got)} customer_signals rows equal ({dict(signals['task'].value_counts())}, "
           f"{int(signals['alarm'].notna().sum())} alarms); ranks, bands, alarms, reasons, segments identical; "
           f"max |spark - pandas| = {max(worst.values()):.3g} (score {worst['score']:.3g})")
