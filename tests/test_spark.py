@@ -304,6 +304,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("spark-score")
     settings = load_settings("configs/demo.yaml", [
         "simulate.n_customers=500", "simulate.start=2024-01-01", "model.bootstrap_rounds=10",
+        "model.backtest_origins=1", "model.min_positives=1",  # a small world: one origin, few churners
         "model.points_reference_rows=300", "model.lightgbm.num_threads=1",
         f"paths.events={root / 'events.parquet'}", f"paths.customers={root / 'customers.parquet'}",
         f"paths.truth={root / 'truth.json'}", f"paths.models_dir={root / 'models'}",
