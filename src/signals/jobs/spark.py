@@ -237,6 +237,10 @@ def run_score_spark(
     except (ValueError, TypeError):
         raise ConfigError(f"as-of {as_of!r} is not a date or a time (e.g. 2026-01-01 or 2026-01-01T09:00)") from None
     models = load_models(settings, model, tasks=tasks)
+    custom = [m.task for m in models if settings.cutoffs.custom_for(m.task)]
+    if custom:  # the customers due that day come from per-customer cutoffs, not built on Spark yet
+        raise ConfigError(f"the Spark engine scores every customer as of a date; {custom} train and score on custom "
+                          f"cutoffs (cutoffs.kind {settings.cutoffs.kind}): score them with --engine pandas")
     spark = spark or get_session()
     paths = settings.paths
     events_path, customers_path = location(paths.events), location(paths.customers)
