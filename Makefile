@@ -50,7 +50,7 @@ test-fast: $(STAMP) ## the suite without the slow end-to-end tests
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
 
 bench: $(STAMP) ## run the speed benchmarks (JSON on stdout; features runs its NumPy and pandas peers ~15 min, scoring 1M customers ~15 min)
 	$(BIN)/python benchmarks/bench_simulate.py
