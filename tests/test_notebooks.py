@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import signals
-
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -23,9 +21,6 @@ EXPECTED = ["01_touchpoints_and_temperature", "02_train_and_compare", "03_retrai
             "04_scoring_alarms_and_views", "05_your_own_data"]
 #: the CI size: the smallest demo world whose churn test periods hold `model.min_positives` (13 at 2,000)
 SMALL_CUSTOMERS = "2000"
-#: notebooks written against a branch not yet on main: (what they call, the branch); the guard goes
-#: with the merge (03 was run against the mlflow branch's code: signals.run_backfill)
-NEEDS = {"03": ("run_backfill", "the mlflow branch (signals.run_backfill)")}
 
 
 def test_the_five_notebooks_exist_and_the_readme_links_them():
@@ -52,9 +47,6 @@ def test_committed_without_outputs_and_says_what_and_how_long(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem[:2] for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
-    needs = NEEDS.get(path.stem[:2])
-    if needs and not hasattr(signals, needs[0]):
-        pytest.skip(f"{path.name} needs {needs[1]}, not merged yet")
     monkeypatch.setenv("SIGNALS_NOTEBOOK_CUSTOMERS", SMALL_CUSTOMERS)
     monkeypatch.setenv("SIGNALS_NOTEBOOK_WORK", str(tmp_path))
     monkeypatch.delenv("SIGNALS_NOTEBOOK_CONFIG", raising=False)
