@@ -651,6 +651,10 @@ def report_command(
     models: Annotated[
         Path | None, typer.Option("--models", help="Folder of trained bundles <task>/; default: paths.models_dir.")
     ] = None,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Also log the page to MLflow (mlflow.tracking_uri): a run "
+                                                      "'report <date>' with the page as an artifact and the verdicts as tags.")
+    ] = False,
 ) -> None:
     """Write one self-contained HTML report of the seeds' business views as of a date.
 
@@ -669,6 +673,11 @@ def report_command(
     console.print(f"today: {lines['kizashi_now']:,} customers at or above the kizashi line, {lines['cooling_now']:,} "
                   f"active customers below the cold line")
     console.print(f"report ({len(summary['figures'])} figures) -> {run.path} ({run.seconds:.1f} s)")
+    if track:
+        from signals.jobs.report import log_report_run
+
+        run_id = log_report_run(run, settings)
+        console.print(f"logged to MLflow: run {run_id} (report/{run.path.name})")
 
 
 @app.command("timeline")

@@ -150,3 +150,20 @@ def test_segments_separate_later_purchases_on_simulated_data():
     assert min(nurture["purchase_rows"], stop["purchase_rows"]) > 300
     assert nurture["purchase_low"] > stop["purchase_high"], table[["purchase_rate", "purchase_low", "purchase_high"]]
     assert np.isfinite(table["churn_rate"]).all()
+
+
+def test_the_page_is_logged_to_mlflow_as_an_artifact(full_run, mlflow_store):
+    """Issue 18.6: with tracking on, the page is an artifact of a run 'report <date>' (role report)."""
+    from mlflow import MlflowClient
+
+    from signals.jobs.report import log_report_run
+
+    run, _ = full_run
+    settings = load_settings(overrides=mlflow_store)
+    run_id = log_report_run(run, settings)
+    client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri)
+    logged = client.get_run(run_id)
+    assert logged.info.run_name == "report 2025-12-01" and logged.info.status == "FINISHED"
+    assert logged.data.tags["role"] == "report" and "nurture" in logged.data.tags["segments_verdict"]
+    assert logged.data.metrics["figures"] == len(run.report.summary["figures"])
+    assert [a.path for a in client.list_artifacts(run_id, "report")] == [f"report/{run.path.name}"]

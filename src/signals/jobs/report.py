@@ -39,7 +39,8 @@ from signals.views import History, Timeline, alarm_lines, default_curves, segmen
 from signals.views.plots import plot_timeline, png_bytes
 from signals.views.report import LearnedModel, Report, build_report
 
-__all__ = ["ReportRun", "TimelineRun", "default_as_of", "load_learned", "load_scores", "run_report", "run_timeline"]
+__all__ = ["ReportRun", "TimelineRun", "default_as_of", "load_learned", "load_scores", "log_report_run", "run_report",
+           "run_timeline"]
 
 
 @dataclass
@@ -153,6 +154,35 @@ def run_report(
     if log_artifact is not None:
         log_artifact(path)
     return ReportRun(report, path, instant, time.perf_counter() - started)
+
+
+def log_report_run(run: ReportRun, settings: Settings) -> str:
+    """Log a written report to MLflow and return the run id.
+
+    One run ``report <local date>`` (tags ``role: report``, ``as_of``) in the experiment and store of the
+    training runs (:class:`signals.io.tracking.Tracker`), with the HTML page as an artifact
+    (``report/``), the segment and dose-response verdicts as tags and the page's figure count and
+    seconds as metrics. Raises :class:`~signals.errors.TrackingError` when the store fails; the page
+    is written by then.
+    """
+    from signals.io.tracking import Tracker
+
+    tracker = Tracker.connect(settings)
+    day = f"{run.as_of.tz_convert(settings.timezone):%Y-%m-%d}"
+    summary = run.report.summary
+    tags = {"role": "report", "as_of": day,
+            "segments_verdict": str(summary["segment_verdict"]["text"])[:4000],
+            "dose_verdict": str(summary["dose_verdict"])[:4000]}
+    run_id = tracker.start_run(f"report {day}", tags)
+    try:
+        tracker.log(run_id, params={"as_of": run.as_of.isoformat(), "page": run.path.name},
+                    metrics={"figures": float(len(summary["figures"])), "seconds": float(run.seconds)})
+        tracker.log_artifact(run_id, run.path, "report")
+    except BaseException as exc:
+        tracker.fail_run(run_id, exc)
+        raise
+    tracker.end_run(run_id)
+    return run_id
 
 
 def _file_name(customer_id: str) -> str:
