@@ -14,17 +14,10 @@ from signals.jobs.retrain import as_of_dates, decide_promotion, run_backfill, ru
 from signals.modeling.drift import base_rate_change, drift_report, points_diff, psi
 from signals.settings import PromotionSettings, load_settings
 from signals.simulate import simulate_crm
+from tests.small_trained_world import SMALL_NO_REFITS
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "simulate.n_customers=1500",
-    "cutoffs.n_training=10",
-    "model.lightgbm.num_threads=1",
-    "model.bootstrap_rounds=30",
-    "model.points_reference_rows=300",
-    "model.backtest_origins=2",
-    "model.points_interval=none",
-]
+SMALL = SMALL_NO_REFITS
 RULE = PromotionSettings(auc_margin=0.01, max_ece=0.02)
 
 

@@ -33,17 +33,10 @@ from signals.modeling.pyfunc import SignalBundle, load_signal_model, serving_fra
 from signals.modeling.training import fit_task
 from signals.settings import load_settings
 from signals.simulate import simulate_crm
+from tests.small_trained_world import SMALL_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "simulate.n_customers=1500",
-    "cutoffs.n_training=10",
-    "model.lightgbm.num_threads=1",
-    "model.bootstrap_rounds=30",
-    "model.points_reference_rows=300",
-    "model.backtest_origins=2",
-    "model.points_refits=2",
-]
+SMALL = [*SMALL_TRAINING, "model.points_refits=2"]
 
 
 # ---- names and params (no store) ----------------------------------------------------------

@@ -22,19 +22,12 @@ from signals.jobs.retrain import run_retrain
 from signals.modeling.drift import points_of
 from signals.settings import load_settings
 from signals.simulate import simulate_crm
+from tests.small_trained_world import SMALL_NO_REFITS
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "simulate.n_customers=1500",
-    "cutoffs.n_training=10",
-    "model.lightgbm.num_threads=1",
-    "model.bootstrap_rounds=30",
-    "model.points_reference_rows=300",
-    "model.backtest_origins=2",
-    "model.points_interval=none",
-]
+SMALL = SMALL_NO_REFITS
 
 
 class Server:

@@ -130,6 +130,11 @@ def window_offsets(spec: FeatureSpec) -> list[float]:
         "trend": (*fs.trend_lags_days, fs.surge_recent_days, fs.surge_baseline_days,
                   fs.falling_window_days, 2 * fs.falling_window_days),
     }
+    return _offsets_of(spec, cuts)
+
+
+def _offsets_of(spec: FeatureSpec, cuts: dict) -> list[float]:
+    """0 and every offset that ``cuts`` lists for a family of ``spec``, sorted."""
     offsets = {0.0}
     for family in spec.families:
         offsets.update(float(days) for days in cuts.get(family, ()))
@@ -144,10 +149,7 @@ def counted_offsets(spec: FeatureSpec) -> list[float]:
         "value": fs.windows_days,
         "trend": (fs.surge_recent_days, fs.surge_baseline_days),  # surge__customer
     }
-    offsets = {0.0}
-    for family in spec.families:
-        offsets.update(float(days) for days in cuts.get(family, ()))
-    return sorted(offsets)
+    return _offsets_of(spec, cuts)
 
 
 def decay_half_lives(spec: FeatureSpec) -> list[float]:

@@ -68,6 +68,17 @@ def _parquet_input(spark, path: Path | str, what: str):
     return read_parquet_spark(spark, path)
 
 
+def _read_inputs(spark, settings: Settings):
+    """``paths.events`` (required) and ``paths.customers`` (when it exists) as Spark DataFrames, and
+    the customers' location (for messages)."""
+    events_path, customers_path = location(settings.paths.events), location(settings.paths.customers)
+    if not exists(spark, events_path):
+        raise DataError(f"no events at {events_path}: run `signals simulate` or `signals ingest` first")
+    events = _parquet_input(spark, events_path, "events")
+    customers = _parquet_input(spark, customers_path, "customers") if exists(spark, customers_path) else None
+    return events, customers, customers_path
+
+
 def run_features_spark(
     settings: Settings,
     *,
@@ -97,11 +108,7 @@ def run_features_spark(
     started = time.perf_counter()
     spark = spark or get_session()
     paths = settings.paths
-    events_path, customers_path = location(paths.events), location(paths.customers)
-    if not exists(spark, events_path):
-        raise DataError(f"no events at {events_path}: run `signals simulate` or `signals ingest` first")
-    events = _parquet_input(spark, events_path, "events")
-    customers = _parquet_input(spark, customers_path, "customers") if exists(spark, customers_path) else None
+    events, customers, customers_path = _read_inputs(spark, settings)
     if settings.features.static_columns and customers is None:
         raise DataError(f"features.static_columns needs a customers table at {customers_path}")
     if as_of is not None:
@@ -242,12 +249,7 @@ def run_score_spark(
         raise ConfigError(f"the Spark engine scores every customer as of a date; {custom} train and score on custom "
                           f"cutoffs (cutoffs.kind {settings.cutoffs.kind}): score them with --engine pandas")
     spark = spark or get_session()
-    paths = settings.paths
-    events_path, customers_path = location(paths.events), location(paths.customers)
-    if not exists(spark, events_path):
-        raise DataError(f"no events at {events_path}: run `signals simulate` or `signals ingest` first")
-    events = _parquet_input(spark, events_path, "events")
-    customers = _parquet_input(spark, customers_path, "customers") if exists(spark, customers_path) else None
+    events, customers, _ = _read_inputs(spark, settings)
     _check_models(models, customers, settings)
     clock = time.perf_counter()
     say(f"scoring {', '.join(m.task for m in models)} as of {instant:%Y-%m-%d %H:%M} UTC on Spark")
