@@ -88,6 +88,12 @@ def test_read_cdnow_small_file_keeps_zero_padding(tmp_path: Path) -> None:
     assert ev["ts"].tolist() == [_ts("1997-12-31"), _ts("1997-12-31"), _ts("1998-06-30")]
     assert ev["value"].tolist() == [11.77, 77.0, 0.0]
     pd.testing.assert_frame_equal(check_events(ev), ev)
+    with_cds = read_cdnow(path, quantities=True)
+    pd.testing.assert_frame_equal(with_cds.drop(columns="number_of_cds"), ev)
+    assert with_cds["number_of_cds"].tolist() == [1, 5, 2]
+    path.write_text(" 00001 19970101 1.5 11.77\n")
+    with pytest.raises(ValueError, match="number_of_cds"):
+        read_cdnow(path, quantities=True)
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,9 @@ The canonical events returned by :func:`read_cdnow` (see :mod:`signals.schemas`)
 line of the master file: ``customer_id`` (category of the zero-padded text ids), ``ts`` (midnight
 at the start of the purchase date, taken as UTC: the file has dates only), ``touchpoint``
 ``"purchase"``, ``value`` = ``dollar_value`` (float) and ``source`` ``"cdnow"``.
-``number_of_cds`` has no canonical column and is dropped.
+``number_of_cds`` has no canonical column: it is dropped, or kept as an extra column
+``number_of_cds`` with ``read_cdnow(quantities=True)`` (``check_events`` drops extra columns, so
+a caller that validates the events re-attaches it by row: the rows keep their order).
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def _read_whitespace_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame
     return pd.DataFrame(rows, columns=list(columns), dtype="str")
 
 
-def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
+def read_cdnow(path: str | Path | None = None, *, quantities: bool = False) -> pd.DataFrame:
     """Read ``CDNOW_master.txt`` as canonical purchase events, one row per line of the file.
 
     Parameters
@@ -158,6 +160,8 @@ def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
     path
         A file in the master format (``customer_id date number_of_cds dollar_value``);
         ``None`` reads the copy in the installed ``lifetimes`` wheel (:func:`cdnow_path`).
+    quantities
+        Also return ``number_of_cds`` (int64), the line's number of CDs.
 
     Returns
     -------
@@ -166,7 +170,7 @@ def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
         (``datetime64[ns, UTC]``, midnight at the start of the purchase date, the date taken as
         UTC), ``touchpoint`` (category, ``"purchase"``), ``value`` (float64, ``dollar_value``),
         ``source`` (category, ``"cdnow"``); in file order. Several lines of one customer on
-        one day stay several rows.
+        one day stay several rows. With ``quantities``, a sixth column ``number_of_cds``.
 
     Raises
     ------
@@ -175,7 +179,8 @@ def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
         ``path`` does not exist.
     DataError
         A line has the wrong number of fields, a date is not ``YYYYMMDD``, or an amount is not
-        a non-negative number; the message names the file and the first bad line.
+        a non-negative number (with ``quantities``: a number of CDs is not a non-negative
+        integer); the message names the file and the first bad line.
     """
     path = cdnow_path() if path is None else Path(path)
     if not path.is_file():
@@ -196,7 +201,7 @@ def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
             f"e.g. {first['dollar_value']!r}"
         )
     n = len(raw)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             CUSTOMER_ID: raw["customer_id"].astype("category"),
             TS: dates.dt.tz_localize("UTC").astype("datetime64[ns, UTC]"),
@@ -205,6 +210,15 @@ def read_cdnow(path: str | Path | None = None) -> pd.DataFrame:
             SOURCE: pd.Categorical([CDNOW_SOURCE] * n),
         }
     )
+    if quantities:
+        cds = pd.to_numeric(raw["number_of_cds"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~np.isfinite(cds) | (cds < 0) | (cds != np.round(cds))
+        if bad.any():
+            first = raw.loc[bad].iloc[0]
+            raise DataError(f"{path}: {int(bad.sum())} line(s) have a number_of_cds that is not a non-negative "
+                            f"integer, e.g. {first['number_of_cds']!r}")
+        out["number_of_cds"] = cds.astype("int64")
+    return out
 
 
 def read_cdnow_sample_ids(path: str | Path | None = None) -> pd.DataFrame:

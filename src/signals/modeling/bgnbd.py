@@ -84,6 +84,7 @@ __all__ = [
     "BGNBD",
     "bgnbd_features",
     "count_purchase_days",
+    "order_means",
     "rfm_summary",
 ]
 
@@ -209,6 +210,90 @@ def rfm_summary(
     )
     out.index = out.index.astype(str)
     out.index.name = CUSTOMER_ID
+    return out
+
+
+def order_means(
+    events: pd.DataFrame,
+    cutoffs: pd.DataFrame,
+    *,
+    columns: Iterable[str] = (VALUE,),
+    touchpoints: Iterable[str] | None = ("purchase",),
+) -> pd.DataFrame:
+    """Order size, point in time: the mean per purchase day of each of ``columns``.
+
+    For each ``(customer_id, cutoff)`` row, the customer's purchase events with ``ts < cutoff``
+    are summed per UTC calendar day (one order per day, as :func:`rfm_summary` counts them) and
+    those day sums are averaged over the days. With ``value`` that is the mean spend per order
+    (the first order included, unlike ``rfm_summary``'s ``monetary_value``); any other numeric
+    column of the events (items per order line, say) works the same way. Nothing at or after a
+    row's cutoff reaches it.
+
+    Parameters
+    ----------
+    events
+        Purchase events: ``customer_id``, ``ts``, ``touchpoint`` (unless ``touchpoints`` is None)
+        and every one of ``columns`` (numbers; missing ones count as 0).
+    cutoffs
+        ``(customer_id, cutoff)`` rows; cutoffs are tz-aware instants.
+    columns
+        The event columns to average.
+    touchpoints
+        The purchase types (``None``: every row of ``events``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        In the rows' order: ``customer_id``, ``cutoff`` and ``order__purchase__mean_<column>`` for
+        each column (NaN for a customer without a purchase before the cutoff).
+
+    Raises
+    ------
+    DataError
+        ``events`` or ``cutoffs`` lacks a column.
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"customer_id": ["a", "a", "a", "b"], "touchpoint": "purchase",
+    ...                    "ts": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 17:00", "2024-01-10 08:00",
+    ...                                          "2024-02-01 08:00"], utc=True),
+    ...                    "value": [10.0, 5.0, 30.0, 8.0], "items": [1, 2, 1, 1]})
+    >>> rows = pd.DataFrame({"customer_id": ["a", "a", "b"],
+    ...                      "cutoff": pd.to_datetime(["2024-01-10", "2024-02-05", "2024-01-10"], utc=True)})
+    >>> order_means(ev, rows, columns=["value", "items"]).drop(columns="cutoff")
+      customer_id  order__purchase__mean_value  order__purchase__mean_items
+    0           a                         15.0                          3.0
+    1           a                         22.5                          2.0
+    2           b                          NaN                          NaN
+    """
+    columns = list(columns)
+    missing = [c for c in (CUSTOMER_ID, TS, *columns) if c not in events.columns]
+    if missing:
+        raise DataError(f"events is missing column(s) {missing}; it has {list(events.columns)}")
+    if CUSTOMER_ID not in cutoffs.columns or "cutoff" not in cutoffs.columns:
+        raise DataError(f"cutoffs needs the columns {[CUSTOMER_ID, 'cutoff']}; it has {list(cutoffs.columns)}")
+    when = to_utc(cutoffs["cutoff"], what="cutoffs.cutoff")
+    ts = to_utc(events[TS], what="events.ts")
+    keep = np.ones(len(events), dtype=bool)
+    if touchpoints is not None:
+        if TOUCHPOINT not in events.columns:
+            raise DataError("events has no touchpoint column; pass touchpoints=None to use every row")
+        keep = events[TOUCHPOINT].astype(str).isin(list(touchpoints)).to_numpy()
+    values = events.loc[keep, columns].apply(pd.to_numeric, errors="raise").astype("float64").fillna(0.0)
+    lines = values.assign(**{CUSTOMER_ID: events.loc[keep, CUSTOMER_ID].astype(str).to_numpy(),
+                             "day": ts[keep].dt.floor("D").to_numpy()}).reset_index(drop=True)
+    line_ts = ts[keep].reset_index(drop=True)
+    names = {c: f"order__purchase__mean_{c}" for c in columns}
+    out = pd.DataFrame({CUSTOMER_ID: cutoffs[CUSTOMER_ID].to_numpy(), "cutoff": when.to_numpy(),
+                        **{name: np.nan for name in names.values()}}, index=cutoffs.index)
+    ids = cutoffs[CUSTOMER_ID].astype(str).to_numpy()
+    for instant in pd.DatetimeIndex(when.unique()).sort_values():
+        rows = np.flatnonzero((when == instant).to_numpy())
+        past = lines[(line_ts < instant).to_numpy()]
+        orders = past.groupby([CUSTOMER_ID, "day"], sort=False)[columns].sum()
+        means = orders.groupby(level=CUSTOMER_ID, sort=False).mean().reindex(ids[rows])
+        for c, name in names.items():
+            out.iloc[rows, out.columns.get_loc(name)] = means[c].to_numpy()
     return out
 
 
