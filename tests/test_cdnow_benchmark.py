@@ -45,7 +45,7 @@ def settings():
 
 @pytest.fixture(scope="module")
 def events() -> pd.DataFrame:
-    return read_cdnow()
+    return read_cdnow(quantities=True)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,7 @@ def _with_noise_from(events: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
         "touchpoint": "purchase",
         "value": 1000.0,
         "source": "test",
+        bench.QUANTITY: 50,
     })
     out = pd.concat([events.astype({CUSTOMER_ID: str, "touchpoint": str, "source": str}), extra], ignore_index=True)
     return out.sample(frac=1.0, random_state=0).reset_index(drop=True)  # order must not matter either
@@ -129,14 +130,15 @@ def test_training_label_windows_end_by_the_cutoff_fitted_at(events, settings, en
 # nothing at or after the cutoff reaches fitting or scoring
 
 
-@pytest.mark.parametrize("name", ["direct", "rollout", "rollout_bgnbd", "rollout_candidates"])
+@pytest.mark.parametrize("name", ["direct", "rollout", "rollout_bgnbd", "rollout_candidates", "gam_order_size_price",
+                                  "gam_order_size_timing", "gam_order_size_cohort"])
 def test_no_event_at_or_after_the_cutoff_reaches_a_fit_or_a_score(small, settings, name) -> None:
     variant = bench.VARIANTS[name]
     end = bench.VALIDATION_CUTOFFS[1]
     noisy = _with_noise_from(small, end)
     customers = scoring_cutoffs(bench.known_before(small, end), end)
     windows = {"a": 91, "b": 91}
-    if name != "direct":
+    if variant.method == "rollout":
         variant = replace(variant, step_days=28)  # a quick rollout: 4 steps of 4 weeks
         windows = {"a": 28, "b": 56}
     fits, scores = [], []
@@ -149,7 +151,7 @@ def test_no_event_at_or_after_the_cutoff_reaches_a_fit_or_a_score(small, setting
     assert fits[0].info == fits[1].info
     for key in windows:
         np.testing.assert_array_equal(scores[0][key], scores[1][key])
-    assert (scores[0]["b"] >= scores[0]["a"]).all() or name == "direct"
+    assert (scores[0]["b"] >= scores[0]["a"]).all() or variant.method != "rollout"
 
 
 def test_bgnbd_baseline_is_fitted_on_the_past_only(events) -> None:
@@ -173,7 +175,8 @@ def test_validation_never_sees_the_holdout(small, settings) -> None:
     for name in ("direct", "rollout_blend25"):
         for key in ("mean_difference", "min_difference"):
             assert log["variants"][name][key] == again["variants"][name][key]
-    assert log["ceiling"] == again["ceiling"]
+    for name in ("ceiling", "ceiling_order_size", "ceiling_gam_order_size"):
+        assert log[name] == again[name]
     entry = log["variants"]["direct"]["cutoffs"]["1997-07-01"]
     assert entry["a"]["customers"] == 600 and 0 < entry["a"]["positives"] < 600
     assert abs(entry["a"]["difference"] - (entry["a"]["roc_auc"] - entry["a"]["bgnbd_roc_auc"])) < 1e-12
@@ -278,7 +281,7 @@ def test_main_runs_end_to_end_on_a_subsample(tmp_path, capsys) -> None:
 def test_full_benchmark_beats_bgnbd_on_both_labels(tmp_path) -> None:
     """The measured claim on all 23,570 customers (~2 minutes of CPU): the chosen model beats both
     BG/NBD scores on both labels, the paired interval of the margin over expected purchases above 0.
-    (The issue's +0.015 is not reached: +0.007 on both; README, "Real data: CDNOW".)"""
+    (The issue's +0.015 is not reached: +0.009 on both; README, "Real data: CDNOW".)"""
     result = bench.main(["--rounds", "20", "--quiet", "--json", str(tmp_path / "cdnow.json")])
     assert result["data"]["customers"] == 23_570
     for key, expected in (("a", "bgnbd_expected_13w"), ("b", "bgnbd_expected_39w")):

@@ -31,7 +31,7 @@ from signals.io.cdnow import (
     read_cdnow_sample_ids,
 )
 from signals.modeling.baselines import rfm_summary_score
-from signals.modeling.bgnbd import BGNBD, bgnbd_features, count_purchase_days, rfm_summary
+from signals.modeling.bgnbd import BGNBD, bgnbd_features, count_purchase_days, order_means, rfm_summary
 from signals.schemas import check_events
 
 needs_cdnow = pytest.mark.skipif(not cdnow_available(), reason="CDNOW needs the optional extra: pip install 'signals[cdnow]'")
@@ -510,3 +510,32 @@ def test_bgnbd_features_with_a_given_model_do_not_fit() -> None:
                                model.conditional_probability_alive(summary["frequency"], summary["recency"], summary["T"]))
     with pytest.raises(ValueError, match="positive"):
         bgnbd_features(events, rows, model=model, horizons_days=[0])
+
+
+def test_order_means_use_the_past_only_and_match_a_plain_oracle() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    ev = pd.DataFrame({
+        "customer_id": rng.choice(["a", "b", "c", "d"], n),
+        "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 90 * 24, n), unit="h"),
+        "touchpoint": rng.choice(["purchase", "visit"], n, p=[0.7, 0.3]),
+        "value": rng.gamma(2.0, 10.0, n).round(2), "items": rng.integers(1, 5, n),
+    })
+    cutoffs = pd.to_datetime(["2024-01-20 00:00", "2024-02-10 13:00", "2024-03-01 00:00"], utc=True)
+    rows = pd.DataFrame({"customer_id": np.tile(["a", "b", "c", "d", "e"], 3), "cutoff": np.repeat(cutoffs, 5)})
+    got = order_means(ev, rows, columns=["value", "items"])
+    # anything at or after a row's cutoff must not matter: scramble it, add more of it
+    for cutoff in cutoffs:
+        later = ev.assign(value=np.where(ev["ts"] >= cutoff, 1e6, ev["value"]))
+        later = pd.concat([later, ev.assign(ts=cutoff)], ignore_index=True)
+        same = order_means(later, rows[rows["cutoff"] == cutoff], columns=["value", "items"])
+        pd.testing.assert_frame_equal(same, got[rows["cutoff"] == cutoff])
+    for i, row in rows.iterrows():  # the oracle: sum each purchase day before the cutoff, then average
+        past = ev[(ev["customer_id"] == row["customer_id"]) & (ev["ts"] < row["cutoff"]) & (ev["touchpoint"] == "purchase")]
+        days = past.groupby(past["ts"].dt.floor("D"))[["value", "items"]].sum()
+        for column in ("value", "items"):
+            expected = days[column].mean() if len(days) else np.nan
+            assert got.loc[i, f"order__purchase__mean_{column}"] == pytest.approx(expected, nan_ok=True)
+    assert got.loc[rows["customer_id"] == "e"].iloc[:, 2:].isna().all().all()
+    with pytest.raises(DataError, match="items"):
+        order_means(ev.drop(columns="items"), rows, columns=["items"])

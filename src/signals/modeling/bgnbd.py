@@ -227,7 +227,7 @@ def order_means(
     those day sums are averaged over the days. With ``value`` that is the mean spend per order
     (the first order included, unlike ``rfm_summary``'s ``monetary_value``); any other numeric
     column of the events (items per order line, say) works the same way. Nothing at or after a
-    row's cutoff reaches it.
+    row's cutoff reaches it, and the order of the events' rows does not change a bit of it.
 
     Parameters
     ----------
@@ -281,8 +281,10 @@ def order_means(
         keep = events[TOUCHPOINT].astype(str).isin(list(touchpoints)).to_numpy()
     values = events.loc[keep, columns].apply(pd.to_numeric, errors="raise").astype("float64").fillna(0.0)
     lines = values.assign(**{CUSTOMER_ID: events.loc[keep, CUSTOMER_ID].astype(str).to_numpy(),
-                             "day": ts[keep].dt.floor("D").to_numpy()}).reset_index(drop=True)
-    line_ts = ts[keep].reset_index(drop=True)
+                             "day": ts[keep].dt.floor("D").to_numpy(), "_ts": ts[keep].to_numpy()})
+    # the same lines in any row order give the same sums, bit for bit
+    lines = lines.sort_values([CUSTOMER_ID, "_ts", *columns], kind="stable", ignore_index=True)
+    line_ts = lines.pop("_ts")
     names = {c: f"order__purchase__mean_{c}" for c in columns}
     out = pd.DataFrame({CUSTOMER_ID: cutoffs[CUSTOMER_ID].to_numpy(), "cutoff": when.to_numpy(),
                         **{name: np.nan for name in names.values()}}, index=cutoffs.index)
