@@ -31,7 +31,13 @@ from signals.io.cdnow import (
     read_cdnow_sample_ids,
 )
 from signals.modeling.baselines import rfm_summary_score
-from signals.modeling.bgnbd import BGNBD, bgnbd_features, count_purchase_days, order_means, rfm_summary
+from signals.modeling.bgnbd import (
+    BGNBD,
+    bgnbd_features,
+    count_purchase_days,
+    order_means,
+    rfm_summary,
+)
 from signals.schemas import check_events
 
 needs_cdnow = pytest.mark.skipif(not cdnow_available(), reason="CDNOW needs the optional extra: pip install 'signals[cdnow]'")
