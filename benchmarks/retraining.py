@@ -18,12 +18,12 @@ shift moved). Prints one JSON document (and the MLflow store it used, to open wi
 
     python benchmarks/retraining.py [--customers 10000] [--every 1M] [--window 12] [--set key=value ...]
 
-``--set model.backtest_origins=1 --set model.points_interval=none`` leaves every registered model
-and its points exactly as with the defaults (the kept model is the latest origin's, whose split
-does not depend on the number of origins, and the points are the full fit's; refits only give
-their intervals) and skips the earlier origins' fits and the refits: the monthly backfill then fits
-in minutes. ``seconds_per_retrain`` then times those lighter retrains; time a default one with
-``--from D --to D``.
+Retrains fit with the defaults: one backtest origin (``mlflow.retrain_backtest_origins``: the kept
+model is the latest origin's, whose split does not depend on the number of origins), the points
+with their 10 refits, the fits side by side on the cores (``model.parallel_fits``).
+``--set model.points_interval=none`` leaves every registered model and its points as they are and
+skips the refits (only their intervals go), for a quicker backfill.
+``seconds_per_retrain`` times the retrains as run.
 """
 
 from __future__ import annotations

@@ -290,6 +290,10 @@ class ModelSettings(_Frozen):
     points_interval: Literal["half_sample", "bootstrap", "none"] = Field(
         default="half_sample", description="how the points' intervals refit the whole model")
     points_refits: int = Field(default=10, ge=2, description="refits behind the points' intervals")
+    parallel_fits: int = Field(
+        default=0, ge=0, description="LightGBM fits run side by side on threads (the backtest's earlier origins and "
+                                     "the points' refits), each on lightgbm.num_threads threads (0 there = one); "
+                                     "0 = the cores available, 1 = one after another")
     bootstrap_rounds: int = Field(default=200, ge=10)
     seed: int = 42
 
@@ -339,6 +343,10 @@ class MlflowSettings(_Frozen):
     registered_model_prefix: str = Field(default="signals", min_length=1,
                                          description="registered models are <prefix>-churn and <prefix>-purchase")
     track_training: bool = Field(default=True, description="`signals train` logs a run (--no-track opts out)")
+    retrain_backtest_origins: int | None = Field(
+        default=1, ge=1, description="backtest origins of a retrain's challenger; null = model.backtest_origins. "
+                                     "The decision reads only the latest origin's test cutoffs; more origins add "
+                                     "pooled metrics to the bundle, each at the cost of a model")
     promotion: PromotionSettings = PromotionSettings()
 
     @field_validator("tracking_uri", "registry_uri")

@@ -15,6 +15,7 @@ from signals.modeling.metrics import roc_auc
 from signals.modeling.points import NA_POPULATION
 from signals.modeling.training import (
     MODEL_NAME,
+    customer_samples,
     evaluate,
     fit_model,
     fit_task,
@@ -122,6 +123,43 @@ def test_fit_task_is_its_public_steps_chained(world, trained):
 
     half = student_t.ppf(0.975, len(draws) - 1) * draws.std(ddof=1)
     assert row["own_logodds_refit_high"] - row["own_logodds"] == pytest.approx(half)
+
+
+def test_fits_side_by_side_give_the_same_results_as_one_after_another(world, trained):
+    """The backtest's earlier origins and the refits run on threads (model.parallel_fits: 0 = the
+    cores, here 2); one after another (1) must give the same models, points, intervals and scores."""
+    settings, sim = world
+    side_by_side = load_settings(overrides=[*OVERRIDES, "model.parallel_fits=2"])
+    one_by_one = load_settings(overrides=[*OVERRIDES, "model.parallel_fits=1"])
+    a = fit_task(sim.events, side_by_side, task="churn", customers=sim.customers)
+    b = fit_task(sim.events, one_by_one, task="churn", customers=sim.customers)
+    pd.testing.assert_frame_equal(a.points, b.points)
+    pd.testing.assert_frame_equal(a.point_draws, b.point_draws)
+    pd.testing.assert_frame_equal(a.test_scores, b.test_scores)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    pd.testing.assert_frame_equal(a.points, trained["churn"].points)  # the fixture ran with the default (0)
+
+
+def test_customer_samples_are_drawn_up_front_and_keep_both_labels(world):
+    settings, sim = world
+    ts = training_set(sim.events, settings, task="churn", customers=sim.customers)
+    from signals.modeling.training import backtest_splits
+
+    split = backtest_splits(ts)[-1]
+    train, val, _ = split.masks(ts.data)
+    samples = customer_samples(ts, split, 5, "half_sample", seed=1)
+    again = customer_samples(ts, split, 5, "half_sample", seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(samples, again, strict=True))
+    present = np.unique(ts.customer_code[train | val])
+    y = ts.data[LABEL].to_numpy()
+    for weights in samples:
+        assert set(np.unique(weights)) <= {0.0, 1.0}
+        assert (weights[present] > 0).sum() == len(present) // 2
+        for mask in (train, val):
+            kept = y[mask & (weights[ts.customer_code] > 0)]
+            assert 0 < kept.sum() < len(kept)
+    boot = customer_samples(ts, split, 2, "bootstrap", seed=1)
+    assert all(w[present].sum() == len(present) for w in boot)  # customers drawn with replacement
 
 
 def test_train_job_reads_files_and_writes_a_bundle(tmp_path, monkeypatch):

@@ -5,7 +5,8 @@ For each task, ``signals retrain --as-of DATE``
 
 1. keeps only the events before DATE (what was known then) and fits the challenger with
    :func:`signals.fit_task` on the latest ``cutoffs.n_training`` cutoffs whose label windows
-   closed before DATE (its own train / validation / test split, embargoed);
+   closed before DATE (its own train / validation / test split, embargoed; a backtest of
+   ``mlflow.retrain_backtest_origins`` origins, default 1: the decision reads the latest one);
 2. scores the challenger and the current champion (``models:/<prefix>-<task>@champion``) on the
    challenger's test cutoffs, the latest labelled ones, with one paired customer bootstrap;
 3. decides with :func:`decide_promotion`: promote when the challenger's ROC AUC is not worse than
@@ -72,6 +73,7 @@ __all__ = [
     "latest_test_rows",
     "points_history",
     "run_backfill",
+    "retrain_settings",
     "run_retrain",
 ]
 
@@ -289,6 +291,23 @@ def _drift(trained: TrainedTask, events: pd.DataFrame, as_of: pd.Timestamp, sett
     return report, rates
 
 
+def retrain_settings(settings: Settings) -> Settings:
+    """The settings a retrain fits with: the rolling window ends at the as-of date (no
+    ``cutoffs.end``) and the challenger's backtest has ``mlflow.retrain_backtest_origins`` origins
+    (null: ``model.backtest_origins``). The kept model, its points and the test cutoffs the decision
+    reads are those of the latest origin whatever the count.
+
+    >>> from signals.settings import load_settings
+    >>> retrain_settings(load_settings()).model.backtest_origins
+    1
+    >>> retrain_settings(load_settings(overrides=["mlflow.retrain_backtest_origins=null"])).model.backtest_origins
+    4
+    """
+    origins = settings.mlflow.retrain_backtest_origins or settings.model.backtest_origins
+    return settings.model_copy(update={"cutoffs": settings.cutoffs.model_copy(update={"end": None}),
+                                       "model": settings.model.model_copy(update={"backtest_origins": origins})})
+
+
 def _retrain_task(tracker: Tracker | None, settings: Settings, task: str, as_of: pd.Timestamp,
                   events: pd.DataFrame, customers: pd.DataFrame | None, truth: dict | None, *,
                   parent_run_id: str | None, progress: Callable[[str], None] | None) -> TaskRetrain:
@@ -477,7 +496,7 @@ def run_retrain(
         tracker = Tracker.connect(settings)  # fail fast, before any training
     events, customers, truth = inputs if inputs is not None else _load_inputs(settings)
     known = _truncate(events, instant)
-    window = settings.model_copy(update={"cutoffs": settings.cutoffs.model_copy(update={"end": None})})
+    window = retrain_settings(settings)
     result = RetrainResult(instant)
     for task in tasks:
         result.tasks[task] = _retrain_task(tracker if track else None, window, task, instant, known, customers,

@@ -159,6 +159,15 @@ class SignalModel:
         self.calibrator_ = Calibrator(self.calibration).fit(self.decision_function(X_val), y_val, weight=val_weight)
         return self
 
+    def _threads(self) -> int:
+        """The model's ``lightgbm.num_threads`` (0 = all cores), passed to every prediction.
+
+        LightGBM keeps the thread count of its last call in one process-wide variable: a prediction
+        without it resets that to "all cores" under a fit running on another thread with one, which
+        can crash the fit (:func:`signals.modeling.training.fit_pool` runs fits side by side).
+        """
+        return (self.lightgbm or LightGBMSettings()).num_threads
+
     def _check(self, X: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if missing:
@@ -167,7 +176,8 @@ class SignalModel:
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds of the booster (before calibration)."""
-        return self.booster_.predict(self._check(X), raw_score=True, num_iteration=self.best_iteration_)
+        return self.booster_.predict(self._check(X), raw_score=True, num_iteration=self.best_iteration_,
+                                     num_threads=self._threads())
 
     def probability(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive class, one value per row."""
@@ -180,7 +190,8 @@ class SignalModel:
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-row log-odds contributions of each feature (TreeSHAP) plus ``bias``; rows sum to the raw score."""
-        values = self.booster_.predict(self._check(X), pred_contrib=True, num_iteration=self.best_iteration_)
+        values = self.booster_.predict(self._check(X), pred_contrib=True, num_iteration=self.best_iteration_,
+                                       num_threads=self._threads())
         return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=X.index)
 
     def tree_shap(self):

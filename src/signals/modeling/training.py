@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,6 +32,7 @@ from signals.cutoffs import custom_cutoffs, first_seen, history_start, periods_o
 from signals.dataset import LABEL, build_training_set
 from signals.errors import DataError
 from signals.features.matrix import build_features, feature_columns
+from signals.features._context import available_cores
 from signals.features.spec import FeatureSpec
 from signals.features.window import EventIndex, index_events
 from signals.labels import horizon_days
@@ -77,10 +79,14 @@ __all__ = [
     "TrainingSet",
     "alarm_policy",
     "backtest_splits",
+    "InOrder",
     "check_positives",
+    "customer_samples",
     "evaluate",
     "fit_model",
+    "fit_pool",
     "fit_task",
+    "fit_workers",
     "learn_points",
     "plan_training_split",
     "training_set",
@@ -359,6 +365,84 @@ class LearnedPoints:
                 for t, p, s in zip(table["touchpoint"], table["own_points"], table["status"], strict=True)}
 
 
+class InOrder(Executor):
+    """An executor that runs each call at once in the caller's thread (``model.parallel_fits: 1``).
+
+    >>> InOrder().submit(pow, 2, 10).result()
+    1024
+    """
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller by future.result(), like a thread pool
+            future.set_exception(exc)
+        return future
+
+
+def fit_workers(settings: Settings) -> int:
+    """How many LightGBM fits :func:`fit_task` runs side by side: ``model.parallel_fits``, 0 = the cores."""
+    n = settings.model.parallel_fits
+    return n if n > 0 else available_cores()
+
+
+def fit_pool(settings: Settings) -> tuple[Executor, Settings]:
+    """The executor for the fits that may run side by side, and the settings they fit with.
+
+    With more than one worker, every fit gets ``lightgbm.num_threads`` threads, 0 (all cores)
+    meaning one: the fits share the cores instead of each spinning on all of them (LightGBM's
+    OpenMP threads gain little on a few hundred thousand rows, side-by-side fits about one core
+    each). Trees do not depend on the thread count (``deterministic``, column-wise histograms).
+
+    LightGBM keeps the thread count of its latest call (training, Dataset or prediction) in one
+    process-wide variable, and a fit whose thread count changes under it can crash. So while fits
+    run on the pool, every LightGBM call in the process must use the same count: the fits and
+    their predictions use the returned settings (:class:`SignalModel` passes its count to every
+    prediction), and the caller makes no LightGBM call of its own until the pool is shut down.
+    """
+    workers = fit_workers(settings)
+    if workers <= 1:
+        return InOrder(), settings
+    lgbm = settings.model.lightgbm
+    if lgbm.num_threads == 0:
+        model = settings.model.model_copy(update={"lightgbm": lgbm.model_copy(update={"num_threads": 1})})
+        settings = settings.model_copy(update={"model": model})
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signals-fit"), settings
+
+
+def customer_samples(ts: TrainingSet, split: TimeSplit, n: int, method: str, *, seed: int,
+                     attempts: int = 5) -> list[np.ndarray]:
+    """``n`` customer weight vectors for the points' refits (``half_sample`` or ``bootstrap``).
+
+    Each sample keeps positives and negatives in ``split``'s training and validation rows; a
+    sample that does not is drawn again (at most ``attempts`` times in a row).
+
+    Raises
+    ------
+    DataError
+        ``attempts`` samples in a row left a part without positives or negatives.
+    """
+    rng = np.random.default_rng(seed)
+    train, val, _ = split.masks(ts.data)
+    y = ts.data[LABEL].to_numpy()
+    present = np.unique(ts.customer_code[train | val])
+    parts = [(name, mask, y[mask], ts.customer_code[mask]) for name, mask in (("training", train), ("validation", val))]
+    samples = []
+    for r in range(n):
+        for _ in range(attempts):
+            weights = _customer_sample(rng, len(ts.customer_ids), present, method)
+            kept = [labels[weights[codes] > 0] for _, _, labels, codes in parts]
+            if all(0 < k.sum() < len(k) for k in kept):
+                samples.append(weights)
+                break
+        else:
+            raise DataError(f"points: {attempts} samples of customers in a row (refit {r + 1} of {n}, "
+                            f"{method.replace('_', ' ')}) left the training or validation rows without positives or "
+                            "negatives; use more customers or history, or model.points_interval: none")
+    return samples
+
+
 def _customer_sample(rng: np.random.Generator, n: int, present: np.ndarray, method: str) -> np.ndarray:
     """Weights over ``n`` customers: a half sample without replacement or a bootstrap draw of the
     ``present`` ones (customers absent from the split keep weight 0)."""
@@ -378,6 +462,7 @@ def learn_points(
     *,
     refit: Callable[..., object] | None = fit_model,
     progress: Progress = None,
+    pool: Executor | None = None,
 ) -> LearnedPoints:
     """The points table of ``model`` and the learned-temperature half-life (step 3 of :func:`fit_task`).
 
@@ -388,7 +473,9 @@ def learn_points(
     spread around the full fit equals the full fit's sampling spread, at half the cost;
     ``bootstrap``: customers with replacement), each refit scoring the same what-if on its own
     customers' reference rows: the intervals include refitting noise, not only the spread across
-    customers. ``refit=None`` skips them (intervals NaN).
+    customers. ``refit=None`` skips them (intervals NaN). The samples are drawn up front
+    (:func:`customer_samples`), so the refits may run side by side on ``pool`` (an
+    :class:`~concurrent.futures.Executor`) with the same results as one after another.
     """
     ms = settings.model
     train, val, _ = split.masks(ts.data)
@@ -400,20 +487,18 @@ def learn_points(
     draws: list[pd.DataFrame] = []
     method = ms.points_interval
     if refit is not None and method != "none":
-        rng = np.random.default_rng(ms.seed + 1)
-        present = np.unique(ts.customer_code[train | val])
+        samples = customer_samples(ts, split, ms.points_refits, method, seed=ms.seed + 1)
         reference_code = ts.customer_ids.get_indexer(reference[CUSTOMER_ID].astype(str))
-        for r in range(ms.points_refits):
-            _note(progress, f"points: refit {r + 1} of {ms.points_refits} ({method.replace('_', ' ')} of customers)")
-            for attempt in range(5):
-                weights = _customer_sample(rng, len(ts.customer_ids), present, method)
-                try:
-                    refitted = refit(ts, split, settings, customer_weights=weights)
-                    break
-                except DataError:  # a sample without positives in its validation rows: draw again
-                    if attempt == 4:
-                        raise
-            draws.append(summarize_effects(touch_effects(refitted, design), design, weights[reference_code]))
+
+        def refit_effects(weights: np.ndarray) -> pd.DataFrame:
+            refitted = refit(ts, split, settings, customer_weights=weights)
+            return summarize_effects(touch_effects(refitted, design), design, weights[reference_code])
+
+        runner = pool if pool is not None else InOrder()
+        futures = [runner.submit(refit_effects, weights) for weights in samples]
+        for r, future in enumerate(futures):
+            draws.append(future.result())
+            _note(progress, f"points: refit {r + 1} of {ms.points_refits} done ({method.replace('_', ' ')} of customers)")
     interval = {"half_sample": f"95% from {ms.points_refits} refits on half samples of customers",
                 "bootstrap": f"95% from {ms.points_refits} refits on bootstrap samples of customers"}.get(method, "none")
     table = points_table(summary, design, ts.spec, task=ts.task, draws=draws or None, interval=interval)
@@ -623,20 +708,30 @@ def fit_task(
     evaluations: list[Evaluation] = []
     by_origin_points = []
     tick = time.perf_counter()
-    for i, split in enumerate(splits[:-1], start=1):
-        _note(progress, f"backtest origin {i} of {len(splits)} (test {split.origin:%Y-%m-%d}): model, points, baselines")
-        origin_model = fit_model(ts, split, settings)
-        origin_points = learn_points(origin_model, ts, split, settings, refit=None)
-        evaluations.append(evaluate(origin_model, ts, split, settings, points=origin_points))
-        by_origin_points.append(origin_points.table.assign(origin=split.origin))
-    timings["backtest"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
     refits = ms.points_refits if ms.points_interval != "none" else 0
+    pool, fit_settings = fit_pool(settings)
+    workers = fit_workers(settings)
+    if len(splits) > 1:
+        _note(progress, f"backtest origins 1-{len(splits) - 1} of {len(splits)} (tests "
+                        f"{', '.join(f'{s.origin:%Y-%m-%d}' for s in splits[:-1])}): model, points, baselines"
+                        + (f", {workers} fits side by side" if workers > 1 else ""))
     _note(progress, f"learned points on {min(ms.points_reference_rows, int(val.sum())):,} validation rows"
                     + (f", {refits} refits for the intervals" if refits else ""))
-    learned = learn_points(model, ts, final, settings, refit=fit_model, progress=progress)
-    timings["learn_points"] = time.perf_counter() - tick
+    try:
+        # the kept model's what-if runs here before any fit starts on the pool: while fits run side by
+        # side, every LightGBM call in the process must use their thread count (see fit_pool)
+        learned = learn_points(model, ts, final, fit_settings, refit=fit_model, progress=progress, pool=pool)
+        timings["learn_points"] = time.perf_counter() - tick
+        backtests = [pool.submit(_backtest_origin, ts, split, fit_settings) for split in splits[:-1]]
+        for i, (split, future) in enumerate(zip(splits[:-1], backtests, strict=True), start=1):
+            evaluation, origin_points = future.result()
+            _note(progress, f"backtest origin {i} of {len(splits)} (test {split.origin:%Y-%m-%d}) done")
+            evaluations.append(evaluation)
+            by_origin_points.append(origin_points.table.assign(origin=split.origin))
+        timings["backtest"] = time.perf_counter() - tick  # overlaps learn_points when fits run side by side
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
     tick = time.perf_counter()
     _note(progress, "baselines on the latest origin")
     last = evaluate(model, ts, final, settings, points=learned)
@@ -688,6 +783,13 @@ def fit_task(
         last.validation_scores, learned.draws, points_over_time, plan, (ts.first_event, ts.data_end),
         {k: round(v, 2) for k, v in timings.items()}, policy=policy,
     )
+
+
+def _backtest_origin(ts: TrainingSet, split: TimeSplit, settings: Settings) -> tuple[Evaluation, LearnedPoints]:
+    """One earlier origin of the backtest: its own model, its own points (no refits) and its evaluation."""
+    model = fit_model(ts, split, settings)
+    points = learn_points(model, ts, split, settings, refit=None)
+    return evaluate(model, ts, split, settings, points=points), points
 
 
 def truth_agreement(trained: TrainedTask, truth: dict) -> dict:
