@@ -140,6 +140,19 @@ def test_fits_side_by_side_give_the_same_results_as_one_after_another(world, tra
     pd.testing.assert_frame_equal(a.points, trained["churn"].points)  # the fixture ran with the default (0)
 
 
+def test_one_backtest_origin_keeps_the_same_model_and_points(world, trained):
+    """A retrain fits one origin (mlflow.retrain_backtest_origins): the kept model, its split and its
+    points are those of the 4-origin backtest's latest origin."""
+    settings, sim = world
+    one = fit_task(sim.events, load_settings(overrides=[*OVERRIDES, "model.backtest_origins=1"]), task="churn",
+                   customers=sim.customers)
+    four = trained["churn"]
+    assert len(one.splits) == 1 and len(four.splits) == 4 and one.split == four.split
+    pd.testing.assert_frame_equal(one.points, four.points)
+    kept = four.test_scores[four.test_scores["origin"] == four.split.origin].reset_index(drop=True)
+    pd.testing.assert_frame_equal(one.test_scores.reset_index(drop=True), kept)
+
+
 def test_customer_samples_are_drawn_up_front_and_keep_both_labels(world):
     settings, sim = world
     ts = training_set(sim.events, settings, task="churn", customers=sim.customers)

@@ -31,8 +31,8 @@ from scipy.stats import spearmanr
 from signals.cutoffs import custom_cutoffs, first_seen, history_start, periods_of, training_cutoffs
 from signals.dataset import LABEL, build_training_set
 from signals.errors import DataError
-from signals.features.matrix import build_features, feature_columns
 from signals.features._context import available_cores
+from signals.features.matrix import build_features, feature_columns
 from signals.features.spec import FeatureSpec
 from signals.features.window import EventIndex, index_events
 from signals.labels import horizon_days
