@@ -71,6 +71,7 @@ from signals.settings import Settings
 
 __all__ = [
     "BASELINES",
+    "InOrder",
     "LEARNED_TEMPERATURE",
     "MODEL_NAME",
     "Evaluation",
@@ -79,7 +80,6 @@ __all__ = [
     "TrainingSet",
     "alarm_policy",
     "backtest_splits",
-    "InOrder",
     "check_positives",
     "customer_samples",
     "evaluate",
@@ -391,9 +391,10 @@ def fit_pool(settings: Settings) -> tuple[Executor, Settings]:
     """The executor for the fits that may run side by side, and the settings they fit with.
 
     With more than one worker, every fit gets ``lightgbm.num_threads`` threads, 0 (all cores)
-    meaning one: the fits share the cores instead of each spinning on all of them (LightGBM's
-    OpenMP threads gain little on a few hundred thousand rows, side-by-side fits about one core
-    each). Trees do not depend on the thread count (``deterministic``, column-wise histograms).
+    meaning one: the fits share the cores instead of each spinning on all of them (on the demo
+    world this made ``fit_task`` 0.87-0.89x the time of one fit after another on all cores,
+    ``benchmarks/bench_training.py``). Trees do not depend on the thread count (``deterministic``,
+    column-wise histograms; a test compares the results).
 
     LightGBM keeps the thread count of its latest call (training, Dataset or prediction) in one
     process-wide variable, and a fit whose thread count changes under it can crash. So while fits
@@ -662,9 +663,11 @@ def fit_task(
 
     Chains :func:`training_set`, :func:`fit_model`, :func:`learn_points` and :func:`evaluate` over
     the origins of a rolling-origin backtest. The latest origin's model is fitted first and handed
-    to ``on_model`` (the train job saves it there, so no later step can lose it); then every
-    earlier origin is fitted and evaluated (with its own points, so its learned temperature never
-    sees later data); last, the latest model's points get their refit intervals.
+    to ``on_model`` (the train job saves it there, so no later step can lose it); then its points
+    get their refit intervals, and every earlier origin is fitted and evaluated (with its own
+    points, so its learned temperature never sees later data). The refits and the earlier origins
+    run side by side on ``model.parallel_fits`` threads (:func:`fit_pool`), with the same results
+    as one after another.
 
     Parameters
     ----------
@@ -710,25 +713,25 @@ def fit_task(
     tick = time.perf_counter()
     refits = ms.points_refits if ms.points_interval != "none" else 0
     pool, fit_settings = fit_pool(settings)
-    workers = fit_workers(settings)
-    if len(splits) > 1:
-        _note(progress, f"backtest origins 1-{len(splits) - 1} of {len(splits)} (tests "
-                        f"{', '.join(f'{s.origin:%Y-%m-%d}' for s in splits[:-1])}): model, points, baselines"
-                        + (f", {workers} fits side by side" if workers > 1 else ""))
+    side_by_side = f", {fit_workers(settings)} fits side by side" if fit_workers(settings) > 1 else ""
     _note(progress, f"learned points on {min(ms.points_reference_rows, int(val.sum())):,} validation rows"
-                    + (f", {refits} refits for the intervals" if refits else ""))
+                    + (f", {refits} refits for the intervals{side_by_side}" if refits else ""))
     try:
         # the kept model's what-if runs here before any fit starts on the pool: while fits run side by
         # side, every LightGBM call in the process must use their thread count (see fit_pool)
         learned = learn_points(model, ts, final, fit_settings, refit=fit_model, progress=progress, pool=pool)
         timings["learn_points"] = time.perf_counter() - tick
+        if len(splits) > 1:
+            _note(progress, f"backtest origins 1-{len(splits) - 1} of {len(splits)} (tests "
+                            f"{', '.join(f'{s.origin:%Y-%m-%d}' for s in splits[:-1])}): model, points, baselines"
+                            + side_by_side)
         backtests = [pool.submit(_backtest_origin, ts, split, fit_settings) for split in splits[:-1]]
         for i, (split, future) in enumerate(zip(splits[:-1], backtests, strict=True), start=1):
             evaluation, origin_points = future.result()
             _note(progress, f"backtest origin {i} of {len(splits)} (test {split.origin:%Y-%m-%d}) done")
             evaluations.append(evaluation)
             by_origin_points.append(origin_points.table.assign(origin=split.origin))
-        timings["backtest"] = time.perf_counter() - tick  # overlaps learn_points when fits run side by side
+        timings["backtest"] = time.perf_counter() - tick  # from the same start: includes learn_points
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
