@@ -61,8 +61,17 @@ _COMMITTED: list[Path] = []  # outputs replaced in this process, in order (for "
 
 
 def committed_outputs() -> list[Path]:
-    """The outputs this process has put in place so far (files and folders), oldest first."""
+    """The outputs this process has put in place so far (files and folders), oldest first.
+
+    A file written inside a folder still being built by :func:`atomic_directory` is not one: it
+    is kept only if that folder is, and then the folder is listed.
+    """
     return list(_COMMITTED)
+
+
+def _record(path: Path) -> None:
+    if not any(part.startswith(".") and _TMP_MARK in part for part in path.parent.parts):
+        _COMMITTED.append(path)
 
 
 def forget_committed_outputs() -> None:
@@ -161,7 +170,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
-            _COMMITTED.append(path)
+            _record(path)
             _fsync_directory(path.parent)
     except OSError as exc:
         raise output_error(path, exc) from exc
@@ -196,7 +205,7 @@ def atomic_files(*paths: str | Path) -> Iterator[list[Path]]:
             for tmp, target in zip(temps, targets, strict=True):
                 if tmp.exists():
                     os.replace(tmp, target)
-                    _COMMITTED.append(target)
+                    _record(target)
         for folder in {t.parent for t in targets}:
             _fsync_directory(folder)
     except OSError as exc:
@@ -228,7 +237,7 @@ def atomic_directory(folder: str | Path) -> Iterator[Path]:
         if folder.exists():
             os.replace(folder, old)
         os.replace(tmp, folder)
-        _COMMITTED.append(folder)
+        _record(folder)
         _fsync_directory(folder.parent)
         shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:

@@ -428,12 +428,12 @@ def customer_samples(ts: TrainingSet, split: TimeSplit, n: int, method: str, *, 
     train, val, _ = split.masks(ts.data)
     y = ts.data[LABEL].to_numpy()
     present = np.unique(ts.customer_code[train | val])
-    parts = [(name, mask, y[mask], ts.customer_code[mask]) for name, mask in (("training", train), ("validation", val))]
+    parts = [(y[mask], ts.customer_code[mask]) for mask in (train, val)]  # labels and customers of each part
     samples = []
     for r in range(n):
         for _ in range(attempts):
             weights = _customer_sample(rng, len(ts.customer_ids), present, method)
-            kept = [labels[weights[codes] > 0] for _, _, labels, codes in parts]
+            kept = [labels[weights[codes] > 0] for labels, codes in parts]
             if all(0 < k.sum() < len(k) for k in kept):
                 samples.append(weights)
                 break
@@ -713,7 +713,8 @@ def fit_task(
     tick = time.perf_counter()
     refits = ms.points_refits if ms.points_interval != "none" else 0
     pool, fit_settings = fit_pool(settings)
-    side_by_side = f", {fit_workers(settings)} fits side by side" if fit_workers(settings) > 1 else ""
+    workers = fit_workers(settings)
+    side_by_side = f", {workers} fits side by side" if workers > 1 else ""
     _note(progress, f"learned points on {min(ms.points_reference_rows, int(val.sum())):,} validation rows"
                     + (f", {refits} refits for the intervals{side_by_side}" if refits else ""))
     try:
