@@ -3,7 +3,12 @@ that was still being built."""
 
 from __future__ import annotations
 
-from signals.io.atomic import atomic_directory, atomic_file, committed_outputs, forget_committed_outputs
+from signals.io.atomic import (
+    atomic_directory,
+    atomic_file,
+    committed_outputs,
+    forget_committed_outputs,
+)
 
 
 def test_files_written_inside_a_folder_being_built_are_not_listed_as_kept(tmp_path):
