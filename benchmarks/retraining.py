@@ -12,6 +12,13 @@ of the models involved):
 - Spearman(learned points, true weights) against the before- and the after-shift weights;
 - the seconds the retrain took (training, comparison, drift, logging, registration).
 
+For purchase it also scores the same test rows with the simulator's own hazard
+(``benchmarks/shift_oracle.py``): ``oracle_auc`` (the after-shift truth, with each customer's
+hidden purchase effect), ``oracle_old_weights_auc`` (the same with the before-shift weights) and
+``oracle_without_u_auc``. ``value_of_knowing_the_shift`` (oracle minus oracle with the old weights)
+is what the shift alone is worth in ranking; ``ceiling_over_frozen`` (oracle minus frozen) is the
+most any re-trained model could gain over the frozen one, short of knowing the hidden effects.
+
 Then the touchpoints whose points moved most between the frozen model and the last retrain, with
 the direction the simulator's truth says (a true weight that changes by at least 0.1 log-odds at the
 shift moved). Prints one JSON document (and the MLflow store it used, to open with ``signals ui``):
@@ -36,7 +43,30 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
+    sys.path.insert(0, str(ROOT))
 MOVED = 0.1  # a true weight that changes by at least this much log-odds at the shift "moved"
+
+
+def _references(after: list[dict]) -> dict | None:
+    """Models vs the simulator's truth on the post-shift test months: the value of knowing the shift
+    over every post-shift retrain, and the means over those whose window lies wholly after the shift."""
+    if not after:
+        return None
+    value = [r["value_of_knowing_the_shift"] for r in after]
+    summary = {"value_of_knowing_the_shift_every_post_shift_month": {
+        "retrains": len(after), "mean": round(sum(value) / len(value), 4), "min": min(value), "max": max(value)}}
+    table = [r for r in after if r["train_share_after_shift"] == 1]
+    if table:
+        mean = lambda key: round(sum(r[key] for r in table) / len(table), 4)  # noqa: E731
+        summary["wholly_post_shift_windows"] = {
+            "retrains": len(table), "champion_auc": mean("champion_auc"), "frozen_auc": mean("frozen_auc"),
+            "oracle_auc": mean("oracle_auc"), "oracle_old_weights_auc": mean("oracle_old_weights_auc"),
+            "oracle_without_u_auc": mean("oracle_without_u_auc"),
+            "champion_minus_frozen": round(sum(r["champion_minus_frozen"][0] for r in table) / len(table), 4),
+            "value_of_knowing_the_shift": mean("value_of_knowing_the_shift"),
+            "ceiling_over_frozen": mean("ceiling_over_frozen")}
+    return summary
 
 
 def main() -> None:
@@ -55,6 +85,7 @@ def main() -> None:
     import pandas as pd
     from scipy.stats import spearmanr
 
+    from benchmarks.shift_oracle import reference_scores
     from signals.jobs.retrain import evaluate_bundle, run_backfill
     from signals.modeling.drift import points_and_effect
     from signals.modeling.metrics import paired_auc_difference, roc_auc
@@ -102,6 +133,12 @@ def main() -> None:
                                          seed=settings.model.seed)
             points = dict(zip(*points_and_effect(r.trained.points)[["touchpoint", "points"]].T.to_numpy(), strict=True))
             post_share = float(np.mean([t >= shift for t in r.trained.split.train]))
+            oracle = {}
+            if task == "purchase":
+                refs = reference_scores(world, test, horizon_days=settings.labels.purchase.horizon_days)
+                oracle = {f"{name}_auc": round(roc_auc(y, s), 4) for name, s in refs.items()}
+                oracle["value_of_knowing_the_shift"] = round(oracle["oracle_auc"] - oracle["oracle_old_weights_auc"], 4)
+                oracle["ceiling_over_frozen"] = round(oracle["oracle_auc"] - roc_auc(y, frozen_score), 4)
             rows[task].append({
                 "as_of": f"{retrain.as_of.tz_convert(settings.timezone):%Y-%m-%d}",
                 "test_cutoffs": [f"{t.tz_convert(settings.timezone):%Y-%m-%d}" for t in r.trained.split.test],
@@ -114,6 +151,7 @@ def main() -> None:
                 "champion_auc": round(roc_auc(y, champion_score), 4),
                 "frozen_auc": round(roc_auc(y, frozen_score), 4),
                 "champion_minus_frozen": [round(diff["estimate"], 4), round(diff["low"], 4), round(diff["high"], 4)],
+                **oracle,
                 "spearman_before": round(spearman(points, task, "before"), 3),
                 "spearman_after": round(spearman(points, task, "after"), 3),
                 "max_psi": round(float(r.drift["psi"].max()), 3),
@@ -176,6 +214,7 @@ def main() -> None:
                 "last": after[-1] if after else None,
                 "target_plus_0.03_met": (bool(np.mean(diffs) >= 0.03) if diffs else None) if task == "purchase" else None,
             },
+            "references_after_shift": _references(after) if task == "purchase" else None,
             "spearman_before_regime_on_pre_shift_windows": [r["spearman_before"] for r in table if r["train_share_after_shift"] == 0],
             "spearman_after_regime_on_post_shift_windows": [r["spearman_after"] for r in table if r["train_share_after_shift"] == 1],
             "moved_most": moved[:6],
