@@ -294,6 +294,9 @@ class ModelSettings(_Frozen):
         default=0, ge=0, description="LightGBM fits run side by side on threads (the backtest's earlier origins and "
                                      "the points' refits), each on lightgbm.num_threads threads (0 there = one); "
                                      "0 = the cores available, 1 = one after another")
+    recency_half_life_days: float | None = Field(
+        default=None, gt=0, description="weigh each training row by 0.5 ** (days before the latest training cutoff / "
+                                        "this), so recent behaviour counts more after a shift; null = equal weights")
     bootstrap_rounds: int = Field(default=200, ge=10)
     seed: int = 42
 

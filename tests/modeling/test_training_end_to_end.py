@@ -198,3 +198,36 @@ def test_train_job_reads_files_and_writes_a_bundle(tmp_path, monkeypatch):
     scores = run.trained.test_scores
     X = build_features(read_events(settings.paths.events), scores[["customer_id", "cutoff"]], spec)
     np.testing.assert_allclose(model.probability(X), scores["prob__lightgbm"], rtol=1e-12)
+
+
+def test_recency_weights_count_recent_training_cutoffs_more(world, trained, monkeypatch):
+    """model.recency_half_life_days: each training row weighs 0.5 ** (days before the latest training
+    cutoff / half-life); validation rows stay unweighted; a half-life far beyond the window fits the
+    same model as none."""
+    from signals.modeling.estimators import SignalModel
+    from signals.schemas import CUTOFF
+
+    settings, sim = world
+    split = trained["purchase"].split
+    ts = training_set(sim.events, settings, task="purchase", customers=sim.customers)
+    train = split.masks(ts.data)[0]
+    seen = {}
+    original = SignalModel.fit
+
+    def spy(self, X, y, X_val, y_val, *, weight=None, val_weight=None):
+        seen.update(weight=weight, val_weight=val_weight)
+        return original(self, X, y, X_val, y_val, weight=weight, val_weight=val_weight)
+
+    monkeypatch.setattr(SignalModel, "fit", spy)
+    weighted = fit_model(ts, split, load_settings(overrides=[*OVERRIDES, "model.recency_half_life_days=60"]))
+    cutoffs = ts.data.loc[train, CUTOFF]
+    days = (cutoffs.max() - cutoffs).dt.days.to_numpy()
+    np.testing.assert_allclose(seen["weight"], 0.5 ** (days / 60))
+    assert seen["weight"].max() == 1.0 and seen["weight"].min() < 0.02  # 12 monthly cutoffs: about 2 ** -5.5
+    assert seen["val_weight"] is None
+    test = split.masks(ts.data)[2]
+    X = ts.data.loc[test, ts.features]
+    plain = trained["purchase"].model.probability(X)
+    assert np.abs(weighted.probability(X) - plain).max() > 1e-3
+    flat = fit_model(ts, split, load_settings(overrides=[*OVERRIDES, "model.recency_half_life_days=1e9"]))
+    np.testing.assert_allclose(flat.probability(X), plain, rtol=1e-6)  # weights of 1 - 1e-9: float noise only

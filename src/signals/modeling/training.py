@@ -313,7 +313,9 @@ def fit_model(ts: TrainingSet, split: TimeSplit, settings: Settings, *,
     """Fit LightGBM on ``split``'s training rows, stopping early and calibrating on its validation rows.
 
     ``customer_weights`` (one per ``ts.customer_ids``) reweighs every row by its customer's weight,
-    for refits on customer samples (0 drops the customer).
+    for refits on customer samples (0 drops the customer). ``model.recency_half_life_days`` also
+    weighs each training row by ``0.5 ** (days before the latest training cutoff / half-life)``
+    (validation rows keep their weights: they are the most recent already).
     """
     ms = settings.model
     train, val, _ = split.masks(ts.data)
@@ -322,9 +324,23 @@ def fit_model(ts: TrainingSet, split: TimeSplit, settings: Settings, *,
         train, val = train & (weight > 0), val & (weight > 0)
     X_tr, y_tr = ts.rows(train)
     X_va, y_va = ts.rows(val)
+    train_weight = None if weight is None else weight[train]
+    if ms.recency_half_life_days is not None:
+        recency = recency_weights(ts.data.loc[train, CUTOFF], ms.recency_half_life_days)
+        train_weight = recency if train_weight is None else train_weight * recency
     return SignalModel(ms.lightgbm, ms.calibration, ms.seed).fit(
-        X_tr, y_tr, X_va, y_va, weight=None if weight is None else weight[train],
-        val_weight=None if weight is None else weight[val])
+        X_tr, y_tr, X_va, y_va, weight=train_weight, val_weight=None if weight is None else weight[val])
+
+
+def recency_weights(cutoffs: pd.Series, half_life_days: float) -> np.ndarray:
+    """``0.5 ** (days before the latest of cutoffs / half_life_days)`` per row: 1 at the latest cutoff.
+
+    >>> import pandas as pd
+    >>> recency_weights(pd.Series(pd.to_datetime(["2025-01-01", "2025-01-31", "2025-03-02"], utc=True)), 60).round(3)
+    array([0.5  , 0.707, 1.   ])
+    """
+    days = (cutoffs.max() - cutoffs).dt.total_seconds().to_numpy() / 86_400.0
+    return 0.5 ** (days / half_life_days)
 
 
 # ---------------------------------------------------------------------------------------------
