@@ -6,23 +6,30 @@ The simulated world (``signals.simulate``) draws purchases from a known daily ha
 
 with ``w`` the before- or after-shift weights and ``u_i`` each customer's hidden purchase effect
 (``world.latent``; no model sees it). This module scores labelled rows ``(customer_id, cutoff)``
-with that hazard as the cutoff leaves it (the expected purchases over the label horizon if no
-further touch came), so a benchmark can put learned models next to three references on the same
-rows:
+with that hazard (the expected purchases over the label horizon), so a benchmark can put learned
+models next to five references on the same rows:
 
-- ``oracle``: the truth with the weights of the regime in force (after the shift) and ``u``: what
-  no model can beat, except by luck;
+- ``oracle``: the truth with the weights of the regime in force (after the shift) and ``u``, as
+  the cutoff leaves it. Not a strict upper bound: a model may read from the history that touches
+  are still coming (an interest episode under way), which this score leaves out. (Adding the
+  touches that actually came would leak the label: active subscribers get more visits and calls,
+  so the touches after a purchase reveal it.)
 - ``oracle_old_weights``: the same hazard with the before-shift weights: the value of knowing the
-  shift is ``AUC(oracle) - AUC(oracle_old_weights)``;
+  shift, to the truth itself, is ``AUC(oracle) - AUC(oracle_old_weights)``;
 - ``oracle_without_u``: the after-shift hazard without the hidden effect: what the touchpoints,
-  the status and the segment alone give.
+  the status and the segment alone give;
+- ``informed`` / ``informed_old_world``: the oracle plus the touches *expected* in the horizon
+  from each customer's latent engagement, sales coverage and interest episodes, with the weights
+  and the touch rates of after / before the shift (:func:`informed_purchase_scores`). Their
+  difference is what knowing the shift (weights and channel mix) is worth to a model that has
+  learned everything else: the limit of "re-trained minus frozen" when data is plentiful.
 
 ``D_k(t)`` are recomputed here from the events with NumPy, independently of the feature
 builders. The confounded world (saturating, segment-dependent terms) is refused.
 
     python benchmarks/shift_oracle.py [--customers 10000] [--from 2024-07-01] [--to 2025-11-01]
 
-prints one JSON document: per monthly cutoff and pooled, the AUCs of the three references on the
+prints one JSON document: per monthly cutoff and pooled, the AUCs of the five references on the
 eligible rows of the purchase task.
 """
 
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,20 +52,22 @@ def _seconds(values) -> np.ndarray:
     return (pd.DatetimeIndex(values).tz_convert("UTC").as_unit("s").asi8).astype(np.int64)
 
 
-def true_purchase_scores(world, rows: pd.DataFrame, *, horizon_days: int, regime: str = "after",
-                         hidden_effect: bool = True) -> np.ndarray:
-    """The simulator's expected purchases in ``[cutoff, cutoff + horizon_days)`` per row, no touch after the cutoff.
+@dataclass
+class CutoffState:
+    """What the simulator knows of each row at its cutoff."""
 
-    ``world``: a :class:`signals.simulate.SimulatedWorld` (events, customers, latent, truth).
-    ``rows``: ``customer_id`` and ``cutoff`` (tz-aware). ``regime``: which true weights, ``before``
-    or ``after`` the shift. ``hidden_effect``: add each customer's latent ``u`` (False: ``u = 0``).
-    The status at a cutoff is the one the latest contract event before it left (none: prospect).
-    """
+    code: np.ndarray       # the customer's position in the world's ids
+    decayed: np.ndarray    # (rows, K) D_k at the cutoff, K = truth["engagement_types"]
+    status: np.ndarray     # 0 prospect, 1 active, 2 churned: left by the latest contract event before the cutoff
+    segment: np.ndarray    # the customer's segment name
+    cutoff: np.ndarray     # seconds
+
+
+def cutoff_state(world, rows: pd.DataFrame) -> CutoffState:
+    """``D_k``, status and segment of each ``(customer_id, cutoff)`` row, from the events before the cutoff."""
     truth = world.truth
     if truth.get("confounding", {}).get("enabled"):
         raise ValueError("the oracle covers the plain world; the confounded world's hazard saturates")
-    if regime not in ("before", "after"):
-        raise ValueError(f"regime must be 'before' or 'after', got {regime!r}")
     events = world.events
     ids = pd.Index(events["customer_id"].cat.categories)
     row_code = ids.get_indexer(rows["customer_id"].astype(str))
@@ -68,9 +78,8 @@ def true_purchase_scores(world, rows: pd.DataFrame, *, horizon_days: int, regime
     ev_ts = _seconds(events["ts"])
     ev_type = events["touchpoint"].astype(str).to_numpy()
     types = truth["engagement_types"]
-    weights = np.array([truth["weights"]["purchase"][regime][t] for t in types])
     half_life = truth["true_half_life_days"] * 86_400.0
-    hazard = np.zeros(len(rows))
+    decayed = np.zeros((len(rows), len(types)))
     status = np.zeros(len(rows), dtype=np.int64)
     kind = np.full(len(ev_type), -1, dtype=np.int64)
     for k, t in enumerate(types):
@@ -79,13 +88,13 @@ def true_purchase_scores(world, rows: pd.DataFrame, *, horizon_days: int, regime
     c_code, c_ts = ev_code[contract], ev_ts[contract]
     c_status = np.array([STATUS_OF[t] for t in ev_type[contract]], dtype=np.int64)
     touch = kind >= 0
-    t_code, t_ts, t_weight = ev_code[touch], ev_ts[touch], weights[kind[touch]]
+    t_code, t_ts, t_kind = ev_code[touch], ev_ts[touch], kind[touch]
     for cut in np.unique(row_cut):
         here = row_cut == cut
         before = t_ts < cut
-        per_customer = np.bincount(t_code[before], minlength=len(ids),
-                                   weights=t_weight[before] * 0.5 ** ((cut - t_ts[before]) / half_life))
-        hazard[here] = per_customer[row_code[here]]
+        flat = np.bincount(t_code[before] * len(types) + t_kind[before], minlength=len(ids) * len(types),
+                           weights=0.5 ** ((cut - t_ts[before]) / half_life))
+        decayed[here] = flat.reshape(len(ids), len(types))[row_code[here]]
         done = c_ts < cut
         code, when, left = c_code[done], c_ts[done], c_status[done]
         order = np.lexsort((when, code))
@@ -96,22 +105,112 @@ def true_purchase_scores(world, rows: pd.DataFrame, *, horizon_days: int, regime
         latest[code[last]] = left[last]
         status[here] = latest[row_code[here]]
     segment = world.customers.set_index("customer_id")["segment"].astype(str).reindex(ids).to_numpy()[row_code]
-    table = truth["base_logits"]["purchase"]
-    base = np.array([table[STATUSES[s]][g] for s, g in zip(status, segment, strict=True)])
+    return CutoffState(code=row_code, decayed=decayed, status=status, segment=segment, cutoff=row_cut)
+
+
+def _base_logits(world, state: CutoffState, hidden_effect: bool) -> np.ndarray:
+    table = world.truth["base_logits"]["purchase"]
+    base = np.array([table[STATUSES[s]][g] for s, g in zip(state.status, state.segment, strict=True)])
     if hidden_effect:
-        latent = world.latent.set_index("customer_id")["purchase_effect"].reindex(ids).to_numpy()
-        base = base + latent[row_code]
-    decay = 0.5 ** (np.arange(horizon_days) / truth["true_half_life_days"])   # the hazard's touch term cools daily
-    logits = base[:, None] + hazard[:, None] * decay[None, :]
+        ids = world.events["customer_id"].cat.categories
+        base = base + world.latent.set_index("customer_id")["purchase_effect"].reindex(ids).to_numpy()[state.code]
+    return base
+
+
+def _expected_purchases(logits: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-logits))).sum(axis=1)
 
 
+def true_purchase_scores(world, rows: pd.DataFrame, *, horizon_days: int, regime: str = "after",
+                         hidden_effect: bool = True, state: CutoffState | None = None) -> np.ndarray:
+    """The simulator's expected purchases in ``[cutoff, cutoff + horizon_days)`` per row, no touch after the cutoff.
+
+    ``world``: a :class:`signals.simulate.SimulatedWorld` (events, customers, latent, truth).
+    ``rows``: ``customer_id`` and ``cutoff`` (tz-aware). ``regime``: which true weights, ``before``
+    or ``after`` the shift. ``hidden_effect``: add each customer's latent ``u`` (False: ``u = 0``).
+    The status at a cutoff is the one the latest contract event before it left (none: prospect).
+    ``state``: :func:`cutoff_state` of the rows, if already computed.
+    """
+    if regime not in ("before", "after"):
+        raise ValueError(f"regime must be 'before' or 'after', got {regime!r}")
+    truth = world.truth
+    state = state if state is not None else cutoff_state(world, rows)
+    weights = np.array([truth["weights"]["purchase"][regime][t] for t in truth["engagement_types"]])
+    decay = 0.5 ** (np.arange(horizon_days) / truth["true_half_life_days"])   # the hazard's touch term cools daily
+    logits = _base_logits(world, state, hidden_effect)[:, None] + (state.decayed @ weights)[:, None] * decay[None, :]
+    return _expected_purchases(logits)
+
+
+def informed_purchase_scores(world, rows: pd.DataFrame, *, horizon_days: int, regime: str = "after",
+                             state: CutoffState | None = None) -> np.ndarray:
+    """Expected purchases over the horizon for someone who knows the world's state at the cutoff and its rules.
+
+    On top of :func:`true_purchase_scores` (with ``u``), the touch term of each day adds the
+    touches *expected* from the cutoff on: the simulator's rates for the customer's status and
+    segment, its engagement and sales-coverage multipliers (``world.latent``) and its interest
+    episodes (``world.episodes``, known in advance). ``regime`` picks the weights **and** the rates
+    (the channel mix) of one side of the shift: ``before`` is the best a model frozen before the
+    shift could believe, ``after`` the best a re-trained one could, so their AUC difference is
+    what knowing the shift is worth to a model that has learned everything else. Expectations enter
+    the logit (the touches' randomness is averaged first); the status is held at the cutoff's.
+    """
+    if regime not in ("before", "after"):
+        raise ValueError(f"regime must be 'before' or 'after', got {regime!r}")
+    truth = world.truth
+    state = state if state is not None else cutoff_state(world, rows)
+    types = truth["engagement_types"]
+    weights = np.array([truth["weights"]["purchase"][regime][t] for t in types])
+    ids = world.events["customer_id"].cat.categories
+    latent = world.latent.set_index("customer_id").reindex(ids)
+    rates = np.array([[truth["touch_rates_per_year"][regime][t][s] for s in STATUSES] for t in types]) / 365.25
+    rate = rates[:, state.status].T                                                   # (rows, K) per day
+    segment_mult = truth["segment_rate_multipliers"]
+    rate = rate * np.array([[segment_mult.get(t, {}).get(g, 1.0) for t in types] for g in state.segment])
+    covered = np.isin(types, truth["heterogeneity"]["coverage_multiplier"]["applies_to"])
+    rate = rate * np.where(covered[None, :], latent["coverage"].to_numpy()[state.code][:, None], 1.0)
+    initiated = np.isin(types, truth["customer_initiated"])
+    usual = rate * np.where(initiated[None, :], latent["engagement"].to_numpy()[state.code][:, None], 1.0)
+    extra = rate * np.where(initiated[None, :], truth["episodes"]["rate_multiplier"] - 1.0, 0.0)
+    in_episode = _episode_days(world, state, horizon_days)                             # (rows, days) 0/1
+    daily = (usual @ weights)[:, None] + in_episode * (extra @ weights)[:, None]        # weighted touches a day
+    half = truth["true_half_life_days"]
+    lag = np.arange(horizon_days)[None, :] - np.arange(horizon_days)[:, None]          # day d minus day j
+    spread = np.where(lag > 0, 0.5 ** ((lag - 0.5) / half), 0.0)                       # a day's touches, mid-day
+    decay = 0.5 ** (np.arange(horizon_days) / half)
+    hazard = (state.decayed @ weights)[:, None] * decay[None, :] + daily @ spread
+    return _expected_purchases(_base_logits(world, state, True)[:, None] + hazard)
+
+
+def _episode_days(world, state: CutoffState, horizon_days: int) -> np.ndarray:
+    """1 where the row's customer is in an interest episode on that day of the horizon."""
+    episodes = world.episodes
+    ids = pd.Index(world.events["customer_id"].cat.categories)
+    e_code = ids.get_indexer(episodes["customer_id"].astype(str))
+    e_start, e_end = _seconds(episodes["start"]), _seconds(episodes["end"])
+    on = np.zeros((len(state.code), horizon_days))
+    for cut in np.unique(state.cutoff):
+        here = np.flatnonzero(state.cutoff == cut)
+        span = (e_start < cut + horizon_days * 86_400) & (e_end > cut)
+        lo = np.clip(np.floor((e_start[span] - cut) / 86_400), 0, horizon_days).astype(np.int64)
+        hi = np.clip(np.ceil((e_end[span] - cut) / 86_400), 0, horizon_days).astype(np.int64)
+        steps = np.zeros((len(ids), horizon_days + 1))
+        np.add.at(steps, (e_code[span], lo), 1.0)
+        np.add.at(steps, (e_code[span], hi), -1.0)
+        on[here] = (np.cumsum(steps, axis=1)[:, :horizon_days] > 0)[state.code[here]]
+    return on
+
+
 def reference_scores(world, rows: pd.DataFrame, *, horizon_days: int) -> dict[str, np.ndarray]:
-    """The three references of the module docstring, by name."""
+    """The five references of the module docstring, by name."""
+    state = cutoff_state(world, rows)
     return {
-        "oracle": true_purchase_scores(world, rows, horizon_days=horizon_days),
-        "oracle_old_weights": true_purchase_scores(world, rows, horizon_days=horizon_days, regime="before"),
-        "oracle_without_u": true_purchase_scores(world, rows, horizon_days=horizon_days, hidden_effect=False),
+        "oracle": true_purchase_scores(world, rows, horizon_days=horizon_days, state=state),
+        "oracle_old_weights": true_purchase_scores(world, rows, horizon_days=horizon_days, regime="before", state=state),
+        "oracle_without_u": true_purchase_scores(world, rows, horizon_days=horizon_days, hidden_effect=False,
+                                                 state=state),
+        "informed": informed_purchase_scores(world, rows, horizon_days=horizon_days, state=state),
+        "informed_old_world": informed_purchase_scores(world, rows, horizon_days=horizon_days, regime="before",
+                                                       state=state),
     }
 
 
@@ -148,13 +247,18 @@ def main() -> None:
         aucs = {name: round(roc_auc(y[here], s[here]), 4) for name, s in scores.items()}
         months.append({"cutoff": f"{cut.tz_convert(settings.timezone):%Y-%m-%d}", "rows": int(here.sum()),
                        "positives": int(y[here].sum()), **aucs,
-                       "value_of_knowing_the_shift": round(aucs["oracle"] - aucs["oracle_old_weights"], 4)})
+                       "value_of_knowing_the_shift": round(aucs["oracle"] - aucs["oracle_old_weights"], 4),
+                       "value_of_knowing_the_shift_informed": round(aucs["informed"] - aucs["informed_old_world"], 4)})
     gaps = [m["value_of_knowing_the_shift"] for m in months]
+    informed_gaps = [m["value_of_knowing_the_shift_informed"] for m in months]
     result = {"benchmark": "shift_oracle", "customers": args.customers, "events": len(world.events),
               "shift_date": world.truth["shift_date"], "horizon_days": horizon, "months": months,
               "value_of_knowing_the_shift": {"mean": round(float(np.mean(gaps)), 4),
                                              "median": round(float(np.median(gaps)), 4),
                                              "min": round(float(np.min(gaps)), 4), "max": round(float(np.max(gaps)), 4)},
+              "value_of_knowing_the_shift_informed": {"mean": round(float(np.mean(informed_gaps)), 4),
+                                                      "min": round(float(np.min(informed_gaps)), 4),
+                                                      "max": round(float(np.max(informed_gaps)), 4)},
               "pooled": {name: round(roc_auc(y, s), 4) for name, s in scores.items()}}
     line = json.dumps(result)
     if args.json:

@@ -3,7 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from benchmarks.shift_oracle import reference_scores, true_purchase_scores
+from benchmarks.shift_oracle import (
+    cutoff_state,
+    informed_purchase_scores,
+    reference_scores,
+    true_purchase_scores,
+)
 
 from signals.cutoffs import cutoff_grid
 from signals.labels import label_cutoffs
@@ -57,6 +62,7 @@ def test_the_truth_ranks_better_than_its_parts(world_and_rows):
     auc = {name: roc_auc(y, s) for name, s in refs.items()}
     assert auc["oracle"] > auc["oracle_without_u"] > 0.6
     assert auc["oracle"] > 0.7
+    assert auc["informed"] > auc["oracle"]          # the touches to come, expected from the latent state, help
     # the old weights are a different scorer on post-shift rows, and not a better one by more than noise
     assert not np.allclose(refs["oracle"], refs["oracle_old_weights"])
     assert auc["oracle_old_weights"] < auc["oracle"] + 0.01
@@ -114,5 +120,25 @@ def test_the_retraining_benchmark_puts_the_models_next_to_the_truth(tmp_path):
     assert later["value_of_knowing_the_shift"] == pytest.approx(
         later["oracle_auc"] - later["oracle_old_weights_auc"], abs=2e-4)
     assert later["ceiling_over_frozen"] == pytest.approx(later["oracle_auc"] - later["frozen_auc"], abs=2e-4)
+    assert later["informed_auc"] > later["oracle_auc"]
+    assert later["value_of_knowing_the_shift_informed"] == pytest.approx(
+        later["informed_auc"] - later["informed_old_world_auc"], abs=2e-4)
     summary = result["tasks"]["purchase"]["references_after_shift"]["value_of_knowing_the_shift_every_post_shift_month"]
     assert summary["retrains"] == 2
+
+
+def test_informed_scores_add_the_touches_to_come(world_and_rows):
+    """Every purchase weight is >= 0, so expected touches only raise the hazard; an episode under way
+    raises it more; the old world's rules give other scores."""
+    settings, world, rows = world_and_rows
+    horizon = settings.labels.purchase.horizon_days
+    state = cutoff_state(world, rows)
+    informed = informed_purchase_scores(world, rows, horizon_days=horizon, state=state)
+    oracle = true_purchase_scores(world, rows, horizon_days=horizon, state=state)
+    assert (informed >= oracle - 1e-12).all() and (informed > oracle).mean() > 0.99
+    calm = type(world)(events=world.events, customers=world.customers, truth=world.truth, latent=world.latent,
+                       episodes=world.episodes.iloc[:0])
+    without_episodes = informed_purchase_scores(calm, rows, horizon_days=horizon)
+    assert (informed >= without_episodes - 1e-12).all() and (informed > without_episodes).any()
+    old = informed_purchase_scores(world, rows, horizon_days=horizon, regime="before", state=state)
+    assert not np.allclose(old, informed)
