@@ -27,7 +27,7 @@ models next to five references on the same rows:
 ``D_k(t)`` are recomputed here from the events with NumPy, independently of the feature
 builders. The confounded world (saturating, segment-dependent terms) is refused.
 
-    python benchmarks/shift_oracle.py [--customers 10000] [--from 2024-07-01] [--to 2025-11-01]
+    python benchmarks/shift_oracle.py [--customers 10000] [--from 2024-07-01] [--to 2025-11-01] [--config FILE]
 
 prints one JSON document: per monthly cutoff and pooled, the AUCs of the five references on the
 eligible rows of the purchase task.
@@ -42,10 +42,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
+
+from signals.simulate import STATUSES
 
 ROOT = Path(__file__).resolve().parents[1]
-STATUS_OF = {"purchase": 1, "renewal": 1, "cancellation": 2}   # the status a contract event leaves
-STATUSES = ("prospect", "active", "churned")
+STATUS_OF = {"purchase": 1, "renewal": 1, "cancellation": 2}   # the status a contract event leaves (STATUSES)
 
 
 def _seconds(values) -> np.ndarray:
@@ -118,7 +120,7 @@ def _base_logits(world, state: CutoffState, hidden_effect: bool) -> np.ndarray:
 
 
 def _expected_purchases(logits: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-logits))).sum(axis=1)
+    return expit(logits).sum(axis=1)
 
 
 def true_purchase_scores(world, rows: pd.DataFrame, *, horizon_days: int, regime: str = "after",
@@ -218,7 +220,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--from", dest="start", default=None, help="first cutoff (default: the shift date)")
-    parser.add_argument("--to", dest="end", default="2025-11-01", help="last cutoff (its label horizon must fit)")
+    parser.add_argument("--to", dest="end", default=None,
+                        help="last cutoff (default: the last one whose label horizon ends by simulate.end)")
     parser.add_argument("--config", default=str(ROOT / "configs" / "demo.yaml"))
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -232,13 +235,14 @@ def main() -> None:
     settings = load_settings(args.config, [f"simulate.n_customers={args.customers}"])
     world = simulate_crm(settings)
     start = args.start or world.truth["shift_date"]
-    grid = cutoff_grid(start, args.end, frequency="monthly", timezone=settings.timezone)
+    horizon = settings.labels.purchase.horizon_days
+    end = args.end or (pd.Timestamp(settings.simulate.end) - pd.Timedelta(days=horizon)).date()
+    grid = cutoff_grid(start, end, frequency="monthly", timezone=settings.timezone)
     ids = world.events["customer_id"].cat.categories
     rows = pd.DataFrame({"customer_id": pd.Categorical(np.repeat(ids, len(grid)), categories=ids),
                          "cutoff": np.tile(grid, len(ids))})
     labelled = label_cutoffs(world.events, rows, "purchase", labels=settings.labels, catalog=settings.catalog)
     labelled = labelled[labelled["eligible"]].reset_index(drop=True)
-    horizon = settings.labels.purchase.horizon_days
     scores = reference_scores(world, labelled, horizon_days=horizon)
     y = labelled["label"].to_numpy()
     months = []
@@ -249,16 +253,15 @@ def main() -> None:
                        "positives": int(y[here].sum()), **aucs,
                        "value_of_knowing_the_shift": round(aucs["oracle"] - aucs["oracle_old_weights"], 4),
                        "value_of_knowing_the_shift_informed": round(aucs["informed"] - aucs["informed_old_world"], 4)})
-    gaps = [m["value_of_knowing_the_shift"] for m in months]
-    informed_gaps = [m["value_of_knowing_the_shift_informed"] for m in months]
+    def spread(key: str) -> dict[str, float]:
+        values = [m[key] for m in months]
+        return {"mean": round(float(np.mean(values)), 4), "median": round(float(np.median(values)), 4),
+                "min": min(values), "max": max(values)}
+
     result = {"benchmark": "shift_oracle", "customers": args.customers, "events": len(world.events),
               "shift_date": world.truth["shift_date"], "horizon_days": horizon, "months": months,
-              "value_of_knowing_the_shift": {"mean": round(float(np.mean(gaps)), 4),
-                                             "median": round(float(np.median(gaps)), 4),
-                                             "min": round(float(np.min(gaps)), 4), "max": round(float(np.max(gaps)), 4)},
-              "value_of_knowing_the_shift_informed": {"mean": round(float(np.mean(informed_gaps)), 4),
-                                                      "min": round(float(np.min(informed_gaps)), 4),
-                                                      "max": round(float(np.max(informed_gaps)), 4)},
+              "value_of_knowing_the_shift": spread("value_of_knowing_the_shift"),
+              "value_of_knowing_the_shift_informed": spread("value_of_knowing_the_shift_informed"),
               "pooled": {name: round(roc_auc(y, s), 4) for name, s in scores.items()}}
     line = json.dumps(result)
     if args.json:
