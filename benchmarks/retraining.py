@@ -19,9 +19,10 @@ hidden purchase effect), ``oracle_old_weights_auc`` (the same with the before-sh
 touches expected from each customer's latent state and episodes, with the rules of after / before
 the shift). ``value_of_knowing_the_shift`` (oracle minus oracle with the old weights) and
 ``value_of_knowing_the_shift_informed`` (informed minus informed old world: weights and channel
-mix, for a model that knows everything else) are what the shift alone is worth in ranking; ``ceiling_over_frozen`` (oracle minus frozen) is what a
-model would gain over the frozen one if it ranked like the truth as the cutoff leaves it, hidden
-effects included (not a strict bound: a model may also foresee touches still to come).
+mix, for a model that knows everything else) are what the shift alone is worth in ranking;
+``ceiling_over_frozen`` (oracle minus frozen) is what a model would gain over the frozen one if it
+ranked like the truth as the cutoff leaves it, hidden effects included (not a strict bound: a
+model may also foresee touches still to come).
 
 Then the touchpoints whose points moved most between the frozen model and the last retrain, with
 the direction the simulator's truth says (a true weight that changes by at least 0.1 log-odds at the

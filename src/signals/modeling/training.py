@@ -319,27 +319,30 @@ def fit_model(ts: TrainingSet, split: TimeSplit, settings: Settings, *,
     """
     ms = settings.model
     train, val, _ = split.masks(ts.data)
+    recent = ms.recency_half_life_days is not None   # weights anchored at the split's latest training cutoff,
+    latest = ts.data.loc[train, CUTOFF].max() if recent else None  # whatever customers a refit's sample keeps
     weight = None if customer_weights is None else np.asarray(customer_weights, dtype=np.float64)[ts.customer_code]
     if weight is not None:
         train, val = train & (weight > 0), val & (weight > 0)
     X_tr, y_tr = ts.rows(train)
     X_va, y_va = ts.rows(val)
     train_weight = None if weight is None else weight[train]
-    if ms.recency_half_life_days is not None:
-        recency = recency_weights(ts.data.loc[train, CUTOFF], ms.recency_half_life_days)
+    if recent:
+        recency = recency_weights(ts.data.loc[train, CUTOFF], ms.recency_half_life_days, latest=latest)
         train_weight = recency if train_weight is None else train_weight * recency
     return SignalModel(ms.lightgbm, ms.calibration, ms.seed).fit(
         X_tr, y_tr, X_va, y_va, weight=train_weight, val_weight=None if weight is None else weight[val])
 
 
-def recency_weights(cutoffs: pd.Series, half_life_days: float) -> np.ndarray:
-    """``0.5 ** (days before the latest of cutoffs / half_life_days)`` per row: 1 at the latest cutoff.
+def recency_weights(cutoffs: pd.Series, half_life_days: float, *, latest: pd.Timestamp | None = None) -> np.ndarray:
+    """``0.5 ** (days before latest / half_life_days)`` per row: 1 at ``latest`` (default: the latest of ``cutoffs``).
 
     >>> import pandas as pd
     >>> recency_weights(pd.Series(pd.to_datetime(["2025-01-01", "2025-01-31", "2025-03-02"], utc=True)), 60).round(3)
     array([0.5  , 0.707, 1.   ])
     """
-    days = (cutoffs.max() - cutoffs).dt.total_seconds().to_numpy() / 86_400.0
+    latest = cutoffs.max() if latest is None else latest
+    days = (latest - cutoffs).dt.total_seconds().to_numpy() / 86_400.0
     return 0.5 ** (days / half_life_days)
 
 
