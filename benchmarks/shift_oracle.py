@@ -234,6 +234,8 @@ def main() -> None:
 
     settings = load_settings(args.config, [f"simulate.n_customers={args.customers}"])
     world = simulate_crm(settings)
+    if not (args.start or world.truth["shift_date"]):
+        parser.error("this world has no behaviour shift (simulate.shift_date is null): set one, or pass --from")
     start = args.start or world.truth["shift_date"]
     horizon = settings.labels.purchase.horizon_days
     end = args.end or (pd.Timestamp(settings.simulate.end) - pd.Timedelta(days=horizon)).date()
